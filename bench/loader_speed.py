@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.loader import DataWarning, load_dars_dir, write_dars_jsonl
+from benchmark.data.loader import DataWarning, load_dars_dir, write_dars_jsonl
 
 MODELS = [f"vendor/model-{i}" for i in range(6)]
 

@@ -30,7 +30,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def _spec(router: str, mode: str, features: str, draws: int, cache: Path):
     from hydra import compose, initialize_config_dir
-    from benchmark.cli import build_spec
+    from benchmark.app.cli import build_spec
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
@@ -86,7 +86,7 @@ class TreeMemory:
 
 def run_one(router: str, features: str, draws: int, cache: Path, out: Path) -> dict:
     """Child process: run both cells of one router; report timings and peak RSS."""
-    from benchmark.run import run_cell
+    from benchmark.app.run import run_cell
 
     rows = {}
     t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="darsbench-table1-out-"))
     # Warm the data and feature caches so that timings below measure routing, not encoding.
     from benchmark.features import compute_features
-    from benchmark.data import normalise_costs
+    from benchmark.data.dataset import normalise_costs
 
     t = time.perf_counter()
     spec = _spec("knn", "dars", args.features, args.draws, cache)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from benchmark.io import atomic_write_npz
+from benchmark.data.io import atomic_write_npz
 
 #: Bumped when the layout of the cache files changes (old files are then ignored).
 CACHE_FORMAT = 1

@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from benchmark.data import ObservationBlock
+from benchmark.data.dataset import ObservationBlock
 from supervision.stats import masked_mean, masked_var
 from supervision.utility import select_models
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.io import atomic_write_frame, atomic_write_text
+from benchmark.data.io import atomic_write_frame, atomic_write_text
 
 COLUMNS = ("rU", "dU", "rQ", "dQ", "cost")
 TRUTH_COLUMNS = ("tU",)
@@ -193,7 +193,7 @@ def write_leaderboard(paths: Iterable[str | Path], out_dir: str | Path, stem: st
 # Paper-shaped tables (Table 1, Table 2, baselines, protocol / risk sweeps, frontier), plots
 # =============================================================================================
 #
-# Everything below works on the ``results.json`` dicts written by ``benchmark.run.run_cell``.
+# Everything below works on the ``results.json`` dicts written by ``benchmark.app.run.run_cell``.
 # A *table group* is a set of runs that share the cost and protocol setting (lambda, beta, cost
 # norm, protocol); one table never holds two groups. Within a group, the columns are the
 # datasets; a dataset is identified by name AND content hash, so two different data sets that

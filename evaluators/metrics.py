@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.data import ObservationBlock, TruthTable
+from benchmark.data.dataset import ObservationBlock, TruthTable
 from supervision.stats import masked_mean
 from supervision.utility import TIE_ATOL, select_models, utility
 

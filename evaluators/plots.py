@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmark.io import atomic_write_bytes
+from benchmark.data.io import atomic_write_bytes
 from evaluators.frontier import upper_hull
 
 #: (diagnose key, legend label) of the instability panel (paper Fig. 2a).

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.data import ObservationBlock
+from benchmark.data.dataset import ObservationBlock
 from supervision.stats import masked_mean, masked_std
 from supervision.utility import select_models, softmax, utility
 

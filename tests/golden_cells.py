@@ -20,9 +20,9 @@ GOLDEN = REPO / "tests" / "golden" / "golden.json"
 TINY = "dataset.overrides={n_train:40,n_test:30}"
 
 #: Module of each command (``python -m <module>``).
-RUN_MODULE = "benchmark.cli"
-DIAGNOSE_MODULE = "benchmark.diagnose_cli"
-LEADERBOARD_MODULE = "benchmark.leaderboard_cli"
+RUN_MODULE = "benchmark.app.cli"
+DIAGNOSE_MODULE = "benchmark.app.diagnose"
+LEADERBOARD_MODULE = "benchmark.app.leaderboard"
 
 #: Keys whose values are measurements of the machine, not results.
 SKIP_KEYS = {"timings_s", "versions", "config", "router_params", "content_hash", "cache_dir"}

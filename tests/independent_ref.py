@@ -395,7 +395,7 @@ def rows_to_dataset(rows, models, name="ref", params_b=None):
     """A raw-cost DarsDataset from rows: queries sorted by id, views/decodes sorted ids."""
     import pandas as pd
 
-    from benchmark.data import DarsDataset, ObservationBlock
+    from benchmark.data.dataset import DarsDataset, ObservationBlock
 
     def block(sub, qids):
         vids = sorted({r["prompt_variant_id"] for r in sub})

@@ -18,7 +18,7 @@ TINY = "dataset.overrides={n_train:40,n_test:30}"
 def _run(args: list[str], cwd: Path, cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DARSBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", *args],
+        [sys.executable, "-m", "benchmark.app.cli", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -95,7 +95,7 @@ def test_every_router_runs_end_to_end(router, tmp_path, monkeypatch):
     """Each router config, composed as the CLI does, runs single_shot (2 draws) and dars."""
     from hydra import compose, initialize_config_dir
 
-    from benchmark.cli import run_from_config
+    from benchmark.app.cli import run_from_config
 
     assert len(ROUTERS) >= 7
     monkeypatch.setenv("DARSBENCH_CACHE", str(tmp_path / "cache"))
@@ -121,7 +121,7 @@ def test_every_router_runs_end_to_end(router, tmp_path, monkeypatch):
 
 def test_bad_data_file_gives_one_clear_line_and_exit_2(tmp_path):
     """A bad release file stops the CLI with the loader's file:line:field message, no traceback."""
-    src = REPO / "benchmark" / "datasets" / "tinypool" / "tinypool"
+    src = REPO / "benchmark" / "data" / "datasets" / "tinypool" / "tinypool"
     bad = tmp_path / "release" / "toy"
     bad.mkdir(parents=True)
     lines = (src / "train_scored_generations.jsonl").read_text().splitlines()
@@ -132,7 +132,7 @@ def test_bad_data_file_gives_one_clear_line_and_exit_2(tmp_path):
     (bad / "test_scored_generations.jsonl").write_text((src / "test_scored_generations.jsonl").read_text())
     env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "dataset=dars", "dataset.name=toy",
+        [sys.executable, "-m", "benchmark.app.cli", "dataset=dars", "dataset.name=toy",
          f"dataset.data_dir={tmp_path / 'release'}", "features=tfidf", f"hydra.run.dir={tmp_path / 'out'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.collect import cli
+from benchmark.app import collect as cli
 from benchmark.collect.llama_server import LlamaServer, llama_cpp_available
 
 pytestmark = [
@@ -98,7 +98,7 @@ def test_real_collection_loads_and_reproduces(smollm2, tmp_path):
     assert [r["output_text"] for r in again] == [r["output_text"] for r in train]
     assert [r["generation_key"] for r in again] == [r["generation_key"] for r in train]
 
-    loader = pytest.importorskip("benchmark.loader", reason="benchmark.loader is not there yet")
+    loader = pytest.importorskip("benchmark.data.loader", reason="benchmark.data.loader is not there yet")
     ds = loader.load_dars_dir(tmp_path / "a" / "out", "real", cache_dir=tmp_path / "cache")
     assert ds.train.n_observations == 4 and ds.test_rewrite.n_observations == 2 and ds.test_decoding.n_observations == 2
 
@@ -107,7 +107,7 @@ def test_resume_after_sigkill_mid_generation(smollm2, tmp_path):
     path = real_config(tmp_path, smollm2.base_url, train=3, test=1, rewrites=2, decodes=2)
     expected = 3 * 2 * 2 + 1 * (2 + 2)
     work = tmp_path / "work"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.collect.cli", "--config", str(path), "--no-progress"],
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.app.collect", "--config", str(path), "--no-progress"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     deadline = time.monotonic() + 120
     while count_generations(work) < 3 and proc.poll() is None and time.monotonic() < deadline:

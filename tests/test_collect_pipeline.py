@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmark.collect import cli
+from benchmark.app import collect as cli
 from benchmark.collect.store import Store, StoreLockedError
 from benchmark.collect.testing import FakeOpenAIServer, read_rows, run_cli, write_fake_config
 
@@ -133,7 +133,7 @@ def test_llm_rewriter_retries_a_flagged_rewrite(tmp_path):
 
 
 def test_collected_files_load_with_the_foundation_loader(tmp_path):
-    loader = pytest.importorskip("benchmark.loader", reason="benchmark.loader (the foundation loader) is not there yet")
+    loader = pytest.importorskip("benchmark.data.loader", reason="benchmark.data.loader (the foundation loader) is not there yet")
     with FakeOpenAIServer(answer=answer_from_question) as srv:
         path = write_fake_config(tmp_path, srv.base_url, train=3, test=2, rewrites=2, decodes=2, test_views=True,
                             price_in=1e-6, price_out=2e-6)
@@ -168,7 +168,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
         path = write_fake_config(tmp_path, srv.base_url, train=4, rewrites=2, decodes=3)  # 24 calls
         # A background job of a non-interactive shell (as CI may run us) inherits SIGINT as
         # *ignored*, and Python then installs no KeyboardInterrupt handler: restore the default.
-        proc = subprocess.Popen([sys.executable, "-m", "benchmark.collect.cli", "--config", str(path), "--no-progress"],
+        proc = subprocess.Popen([sys.executable, "-m", "benchmark.app.collect", "--config", str(path), "--no-progress"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         db = tmp_path / "work" / "collect.sqlite"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from benchmark.collect import cli
+from benchmark.app import collect as cli
 from benchmark.collect.client import Budget, backoff_delay
 from benchmark.collect.config import RequestConfig
 from benchmark.collect.store import Store

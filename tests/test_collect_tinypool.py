@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.collect.validity import generation_table
 
-ROOT = Path(__file__).resolve().parents[1] / "benchmark" / "datasets" / "tinypool"
+ROOT = Path(__file__).resolve().parents[1] / "benchmark" / "data" / "datasets" / "tinypool"
 
 
 def _rows(split: str) -> list[dict]:
@@ -18,7 +18,7 @@ def _rows(split: str) -> list[dict]:
 
 
 def test_tinypool_loads_with_load_dars_dir(tmp_path):
-    loader = pytest.importorskip("benchmark.loader", reason="benchmark.loader (the foundation loader) is not there yet")
+    loader = pytest.importorskip("benchmark.data.loader", reason="benchmark.data.loader (the foundation loader) is not there yet")
     ds = loader.load_dars_dir(ROOT, "tinypool", cache_dir=tmp_path)
     assert list(ds.models) == ["smollm2-135m-instruct", "gemma-3-270m"]
     assert ds.train.score.shape == (40, 2, 5, 5) and ds.train.present.all()

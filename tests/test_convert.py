@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.convert import (
+from benchmark.app.convert import (
     DCROUTER_MODELS,
     DCROUTER_PARAMS_B,
     TEST_VIEWS_NOTE,
@@ -17,7 +17,7 @@ from benchmark.convert import (
     convert_dcrouter,
     main,
 )
-from benchmark.loader import load_dars_dir
+from benchmark.data.loader import load_dars_dir
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared/data/llmrouter-dcrouter"
@@ -179,7 +179,7 @@ def test_real_dcrouter_converts_loads_and_runs(tmp_path, monkeypatch):
         pytest.skip(f"real LLMRouter dcrouter data not found at {REAL} (train.json / test.json)")
     from hydra import compose, initialize_config_dir
 
-    from benchmark.cli import run_from_config
+    from benchmark.app.cli import run_from_config
 
     data = tmp_path / "data"
     rep = convert_dcrouter(REAL, data, cost_proxy="params")

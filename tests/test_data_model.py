@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.data import (
+from benchmark.data.dataset import (
     DarsDataset,
     ObservationBlock,
     TruthTable,

@@ -16,8 +16,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from benchmark.data import normalise_costs
-from benchmark.diagnose_cli import diagnostics_markdown, run_diagnose
+from benchmark.data.dataset import normalise_costs
+from benchmark.app.diagnose import diagnostics_markdown, run_diagnose
 from evaluators.diagnostics import diagnose, variance_decomposition
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_console_multirun_combines_datasets(tmp_path):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     exe = Path(sys.executable).with_name("darsbench-diagnose")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "benchmark.diagnose_cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "benchmark.app.diagnose"]
     proc = subprocess.run(
         [*cmd, "-m", "dataset.name=dA,dB", "features=tfidf", "histogram.n_draws=3", TINY,
          f"hydra.sweep.dir={sweep}"],

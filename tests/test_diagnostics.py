@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 import pytest
 
-from benchmark.data import ObservationBlock
+from benchmark.data.dataset import ObservationBlock
 from evaluators.diagnostics import (
     diagnose,
     draw_summary,

@@ -83,10 +83,10 @@ def test_preset_datasets_have_distinct_names(name):
     cfg = _compose([f"dataset={name}"])
     assert cfg.dataset.name == name and cfg.dataset.preset == name
     src = instantiate(cfg.dataset)
-    from benchmark.simulator import PRESETS
+    from benchmark.data.simulator import PRESETS
 
     if name not in PRESETS:
-        pytest.skip(f"simulator preset {name!r} not in benchmark.simulator.PRESETS yet")
+        pytest.skip(f"simulator preset {name!r} not in benchmark.data.simulator.PRESETS yet")
     assert src.simulator_config() is PRESETS[name] or src.simulator_config() == PRESETS[name]
 
 

@@ -1,6 +1,6 @@
 """Paper-shaped leaderboards on real ``results.json`` files written by the CLI.
 
-The fixture runs one small multirun (``python -m benchmark.cli -m ...``, knn x {single_shot,
+The fixture runs one small multirun (``python -m benchmark.app.cli -m ...``, knn x {single_shot,
 dars, input_only} x datasets dsA/dsB, 5 draws, TF-IDF, 30/20 queries) and deletes the knn dars
 run on dsB (a missing cell). Two extra cells are run in-process (Hydra compose +
 ``run_from_config``): a single-shot run at another lambda (another setting) and a dars run on
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from benchmark.cli import run_from_config
+from benchmark.app.cli import run_from_config
 from evaluators import leaderboard as L
 from evaluators.frontier import aiq
 
@@ -32,7 +32,7 @@ TINY = "dataset.overrides={n_train:30,n_test:20}"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _cli(args: list[str], cwd: Path, cache: Path, module: str = "benchmark.cli") -> subprocess.CompletedProcess:
+def _cli(args: list[str], cwd: Path, cache: Path, module: str = "benchmark.app.cli") -> subprocess.CompletedProcess:
     env = {**os.environ, "DARSBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -225,7 +225,7 @@ def test_frontier_table_uses_the_hull_and_a_shared_range(runs, tmp_path):
 
 # ----------------------------------------------------------------------------- CLI
 def test_cli_writes_tables_plots_and_headers(runs, tmp_path):
-    from benchmark.leaderboard_cli import main
+    from benchmark.app.leaderboard import main
 
     out = tmp_path / "board"
     rc = main([str(runs["sweep"]), "-o", str(out), "--note", "sweep: darsbench -m ...", "--quiet"])
@@ -249,7 +249,7 @@ def test_cli_writes_tables_plots_and_headers(runs, tmp_path):
 
 
 def test_cli_errors(tmp_path, capsys):
-    from benchmark.leaderboard_cli import main
+    from benchmark.app.leaderboard import main
 
     assert main([str(tmp_path / "nope")]) == 2
     assert main([str(tmp_path), str(tmp_path)]) == 2  # several paths need --out

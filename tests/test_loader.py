@@ -1,4 +1,4 @@
-"""Tests for the DARS JSONL loader (benchmark/loader.py). Every file is really written to disk."""
+"""Tests for the DARS JSONL loader (benchmark/data/loader.py). Every file is really written to disk."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import loader
-from benchmark.loader import (
+from benchmark.data import loader
+from benchmark.data.loader import (
     TEST_FILE,
     TRAIN_FILE,
     DataError,

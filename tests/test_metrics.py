@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import independent_ref as ref
-from benchmark.data import DarsDataset, ObservationBlock, TruthTable, apply_protocol, normalise_costs
-from benchmark.run import baseline_results, evaluate_policy
+from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable, apply_protocol, normalise_costs
+from benchmark.app.run import baseline_results, evaluate_policy
 from evaluators import metrics as M
 from supervision.modes import make_targets
 
@@ -457,8 +457,8 @@ def test_reference_cost_normalisation(method):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_against_reference_through_the_loader(tmp_path, seed):
-    """The same comparison through real JSONL files and ``benchmark.loader.load_dars_dir``."""
-    loader = pytest.importorskip("benchmark.loader")
+    """The same comparison through real JSONL files and ``benchmark.data.loader.load_dars_dir``."""
+    loader = pytest.importorskip("benchmark.data.loader")
     rows = ref.make_rows(seed, MODELS, train_original=(seed == 3))
     for r in rows:
         r["dataset"] = "refds"

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark.data import ObservationBlock
+from benchmark.data.dataset import ObservationBlock
 from routers.embedllm import EmbedLLMNet, EmbedLLMRouter
 from routers.graphrouter import GraphRouter
 from routers.mirt import MIRTNet, MIRTRouter

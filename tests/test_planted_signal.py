@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from benchmark.features import TfidfFeaturizer
-from benchmark.run import CellSpec, run_cell
-from benchmark.sources import SyntheticSource
+from benchmark.app.run import CellSpec, run_cell
+from benchmark.data.sources import SyntheticSource
 from routers.knn import KNNRouter
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import ObservationBlock
+from benchmark.data.dataset import ObservationBlock
 from routers.rm_softmax import RMSoftmaxNet, RMSoftmaxRouter
 from supervision.modes import Targets, make_targets
 

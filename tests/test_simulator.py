@@ -15,7 +15,7 @@ from scipy.integrate import quad
 from scipy.special import expit
 from scipy.stats import norm
 
-from benchmark.simulator import (
+from benchmark.data.simulator import (
     DEFAULT_MODELS,
     PRESETS,
     TOPIC_VOCAB,
@@ -123,7 +123,7 @@ CALIBRATED = {
 @pytest.mark.parametrize("name", sorted(CALIBRATED))
 def test_presets_reproduce_their_calibration(name):
     """Seed 0 lands within about 3 seed-to-seed standard deviations of the documented means."""
-    from benchmark.simulator import simulated_diagnostics
+    from benchmark.data.simulator import simulated_diagnostics
 
     got = simulated_diagnostics(PRESETS[name], 0)
     for key, want in CALIBRATED[name].items():
@@ -483,10 +483,10 @@ def test_ensure_simulated_writes_once(tmp_path):
 
 
 def test_loader_round_trip(tmp_path):
-    from benchmark.loader import load_dars_dir
+    from benchmark.data.loader import load_dars_dir
 
     data = simulate(SMALL, 9, name="syn")
-    from benchmark.simulator import write_data
+    from benchmark.data.simulator import write_data
 
     write_data(data, tmp_path)
     with warnings.catch_warnings():
@@ -508,7 +508,7 @@ def test_loader_round_trip(tmp_path):
 
 
 def test_synthetic_source_loads_through_the_cache(cache_dir):
-    from benchmark.sources import SyntheticSource
+    from benchmark.data.sources import SyntheticSource
 
     src = SyntheticSource(name="synthetic", preset="default", seed=0, overrides={"n_train": 6, "n_test": 4})
     ds = src.load(cache_dir)

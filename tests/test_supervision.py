@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchmark.data import ObservationBlock, apply_protocol
+from benchmark.data.dataset import ObservationBlock, apply_protocol
 from supervision.modes import MODES, Targets, make_targets, single_shot
 from supervision.stats import masked_mean, masked_std, masked_var
 from supervision.utility import TIE_ATOL, select_models, softmax, utility

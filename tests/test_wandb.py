@@ -14,8 +14,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from benchmark import loggers
-from benchmark.cli import run_from_config
+from benchmark.app import loggers
+from benchmark.app.cli import run_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -48,7 +48,7 @@ def offline(monkeypatch):
 def test_logger_configs_compose():
     for name, target in (("none", "NullLogger"), ("csv", "CsvLogger"), ("wandb", "WandbLogger")):
         cfg = _compose([f"logger={name}"])
-        assert cfg.logger._target_ == f"benchmark.loggers.{target}"
+        assert cfg.logger._target_ == f"benchmark.app.loggers.{target}"
     assert _compose([]).logger._target_.endswith("NullLogger")  # none is the default
     cfg = _compose(["logger=wandb"])
     assert cfg.logger.mode in ("offline", os.environ.get("WANDB_MODE"))
@@ -158,7 +158,7 @@ def test_sweep_groups_jobs_and_uploads_leaderboard_artifact(tmp_path, offline):
     sweep = tmp_path / "sweep-xyz"
     env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "-m", "router=knn", "supervision=single_shot,dars",
+        [sys.executable, "-m", "benchmark.app.cli", "-m", "router=knn", "supervision=single_shot,dars",
          "supervision.n_draws=3", "features=tfidf", TINY, "logger=wandb", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import httpx
 
-from benchmark.loader import default_cache_dir
+from benchmark.data.loader import default_cache_dir
 
 KNOWN_MODELS = ("smollm2", "gemma3-270m")
 

@@ -42,7 +42,7 @@ from benchmark.collect.rewrite import (
 from benchmark.collect.scorers import SCORER_VERSION, score_output
 from benchmark.collect.sources import load_source, split_queries
 from benchmark.collect.store import Store, generation_key, seed_from_key
-from benchmark.io import atomic_write_json, atomic_write_text
+from benchmark.data.io import atomic_write_json, atomic_write_text
 
 STAGES = ("prepare", "rewrite", "generate", "score", "validate")
 NETWORK_STAGES = ("rewrite", "generate")

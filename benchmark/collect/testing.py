@@ -162,7 +162,7 @@ def write_fake_config(tmp_path: Path, base_url: str, *, train: int = 1, test: in
 
 def run_cli(path: Path, *extra: str) -> int:
     """``darsbench-collect --config path --no-progress *extra`` in-process; returns the exit status."""
-    from benchmark.collect import cli
+    from benchmark.app import collect as cli
 
     return cli.main(["--config", str(path), "--no-progress", *extra])
 

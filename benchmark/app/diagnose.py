@@ -12,7 +12,7 @@ value. The numbers come from :mod:`evaluators.diagnostics`, the figures from
 ``diagnostics.csv``, ``instability.png``, ``variance.png``, ``draw_histogram.png`` and, when the
 cells are run here, ``cells/{single_shot,dars}/results.json``. A multirun also writes the
 combined table and figures of all its datasets into the sweep folder
-(:class:`benchmark.callbacks.DiagnoseCallback`).
+(:class:`benchmark.app.callbacks.DiagnoseCallback`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from benchmark.io import atomic_write_frame, atomic_write_json, atomic_write_text  # noqa: E402
+from benchmark.data.io import atomic_write_frame, atomic_write_json, atomic_write_text  # noqa: E402
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 DIAGNOSTICS_SCHEMA = "darsbench.diagnostics/1"
 
@@ -91,7 +91,7 @@ def _draws_from_files(hcfg: DictConfig, dataset: str, router: str) -> tuple[dict
 
 
 def _run_cells(cfg: DictConfig, out_dir: Path, router_name: str) -> tuple[dict, dict]:
-    from benchmark.run import CellSpec, run_cell
+    from benchmark.app.run import CellSpec, run_cell
 
     results = {}
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -275,7 +275,7 @@ def write_diagnostics(
 # ------------------------------------------------------------------------------- job
 def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn") -> dict[str, Any]:
     """Diagnose ``cfg.dataset``; write every output into ``out_dir``; return the payload."""
-    from benchmark.data import normalise_costs
+    from benchmark.data.dataset import normalise_costs
     from evaluators.diagnostics import diagnose, variance_decomposition
 
     out_dir = Path(out_dir)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.data import DarsDataset
-from benchmark.loader import default_cache_dir
+from benchmark.data.dataset import DarsDataset
+from benchmark.data.loader import default_cache_dir
 
 #: Datasets committed inside the package (``dataset=tinypool``).
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"
@@ -38,7 +38,7 @@ class DarsDirSource:
         return Path(self.data_dir).expanduser()
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.loader import load_dars_dir
+        from benchmark.data.loader import load_dars_dir
 
         return load_dars_dir(self.resolve_dir(), self.name, cache_dir=cache_dir)
 
@@ -47,8 +47,8 @@ class DarsDirSource:
 class SyntheticSource:
     """The simulator (SPEC-shaped DARS data with known ground truth), written once and cached.
 
-    ``preset`` names an entry of :data:`benchmark.simulator.PRESETS`; ``overrides`` replaces
-    individual :class:`~benchmark.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).
+    ``preset`` names an entry of :data:`benchmark.data.simulator.PRESETS`; ``overrides`` replaces
+    individual :class:`~benchmark.data.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).
     """
 
     name: str = "synthetic"
@@ -59,7 +59,7 @@ class SyntheticSource:
     def simulator_config(self):
         from dataclasses import replace
 
-        from benchmark.simulator import PRESETS
+        from benchmark.data.simulator import PRESETS
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown simulator preset {self.preset!r}; choose from {sorted(PRESETS)}")
@@ -69,8 +69,8 @@ class SyntheticSource:
         return cfg
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.loader import load_dars_dir
-        from benchmark.simulator import ensure_simulated
+        from benchmark.data.loader import load_dars_dir
+        from benchmark.data.simulator import ensure_simulated
 
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         data_dir = ensure_simulated(self.simulator_config(), root / "simulated", self.name, self.seed)

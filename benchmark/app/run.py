@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.data import DarsDataset, apply_protocol, normalise_costs
-from benchmark.io import atomic_write_frame, atomic_write_json
+from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
+from benchmark.data.io import atomic_write_frame, atomic_write_json
 from evaluators import metrics as M
 from evaluators.frontier import route_sweep, sweep_points
 from supervision.modes import make_targets

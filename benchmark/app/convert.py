@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmark.io import atomic_write_json, atomic_write_text
+from benchmark.data.io import atomic_write_json, atomic_write_text
 
 __all__ = [
     "ConvertError",

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from benchmark.data import DarsDataset, ObservationBlock, TruthTable
-from benchmark.io import (
+from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable
+from benchmark.data.io import (
     json_default,
     atomic_write_frame,
     atomic_write_json,

@@ -63,8 +63,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr
 
-from benchmark.data import DarsDataset, ObservationBlock, TruthTable
-from benchmark.io import atomic_write_json, atomic_write_text
+from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable
+from benchmark.data.io import atomic_write_json, atomic_write_text
 
 #: Bumped whenever the generative model or the file layout changes (it keys the cache).
 SIMULATOR_VERSION = "1"
@@ -1456,7 +1456,7 @@ def simulated_diagnostics(
     The result also carries ``truth_input_share``: the exact infinite-decode share
     ``mean(var_input) / mean(sigma_q^2)`` over training pairs.
     """
-    from benchmark.data import normalise_costs
+    from benchmark.data.dataset import normalise_costs
     from evaluators.diagnostics import diagnose
 
     data = simulate(cfg, seed)

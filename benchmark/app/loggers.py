@@ -3,7 +3,7 @@
 A logger receives each finished job's results (``log_results``) and is closed with ``finish``.
 ``results.json`` is always written by the run loop whatever the logger. A logger may also have
 ``log_leaderboard(sweep_dir, files, tables)``, called once at the end of a sweep by
-:class:`benchmark.callbacks.LeaderboardCallback` (the wandb logger uploads the tables there).
+:class:`benchmark.app.callbacks.LeaderboardCallback` (the wandb logger uploads the tables there).
 Constructors do no I/O (``tests/test_configs.py`` instantiates every logger).
 """
 

@@ -16,13 +16,13 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from benchmark.loader import DataError  # noqa: E402
-from benchmark.run import CellSpec, run_cell  # noqa: E402
+from benchmark.data.loader import DataError  # noqa: E402
+from benchmark.app.run import CellSpec, run_cell  # noqa: E402
 
 log = logging.getLogger("darsbench")
 
 #: The Hydra config tree (``conf/`` at the repository root; the project installs editable).
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def build_spec(cfg: DictConfig, router_name: str) -> CellSpec:
