@@ -34,13 +34,19 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
+from benchmark.data.dars_format import (
+    METADATA_FILE,
+    TEST_FILE,
+    TRAIN_FILE,
+    TRUTH_COLUMNS as _TRUTH_COLUMNS,
+    TRUTH_FILE,
+    write_dars_jsonl,
+)
 from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable
 from benchmark.data.io import (
-    json_default,
     atomic_write_frame,
     atomic_write_json,
     atomic_write_npz,
-    atomic_write_text,
 )
 
 __all__ = [
@@ -61,10 +67,6 @@ __all__ = [
 #: Bump whenever the parsed result for the same input bytes changes (invalidates caches).
 LOADER_VERSION = "1"
 
-TRAIN_FILE = "train_scored_generations.jsonl"
-TEST_FILE = "test_scored_generations.jsonl"
-METADATA_FILE = "metadata.json"
-TRUTH_FILE = "truth.csv"
 
 #: Required on every row (``cost`` may instead be given as ``usage.cost``).
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -98,7 +100,6 @@ _KNOWN_FIELDS = frozenset(
 )
 CONTEXT_CHARS = 1200  # SPEC §5: feature text = context[:1200] + "\nQuestion: " + question
 _MODEL_INFO_FIELDS = ("price_in", "price_out", "params_b")
-_TRUTH_COLUMNS = ("split", "query_id", "model", "mu_q", "mu_c", "sigma_q")
 
 #: SPEC §2 facts about the official release: (train rows, test rows).
 RELEASE_ROWS: dict[str, tuple[int, int]] = {
@@ -1116,49 +1117,6 @@ def check_release_facts(dataset: DarsDataset) -> list[str]:
         if n_frac:
             out.append(f"{pre} {n_frac} scores are not 0 or 1 (release scores are binary)")
     return out
-
-
-def _records(rows: Sequence[dict] | pd.DataFrame) -> list[dict]:
-    if isinstance(rows, pd.DataFrame):
-        # A DataFrame cannot say "field absent"; NaN / None cells are written as absent fields.
-        out = []
-        for rec in rows.to_dict("records"):
-            out.append({k: v for k, v in rec.items() if not (v is None or (isinstance(v, float) and np.isnan(v)))})
-        return out
-    return list(rows)
-
-
-def _jsonl(rows: Sequence[dict] | pd.DataFrame) -> str:
-    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=json_default).encode
-    return "".join(dumps(r) + "\n" for r in _records(rows))
-
-
-def write_dars_jsonl(
-    rows_train: Sequence[dict] | pd.DataFrame,
-    rows_test: Sequence[dict] | pd.DataFrame,
-    out_dir: str | os.PathLike,
-    name: str,
-    metadata: dict | None = None,
-    truth: pd.DataFrame | None = None,
-) -> Path:
-    """Write a dataset folder ``<out_dir>/<name>/`` that :func:`load_dars_dir` reads back.
-
-    Rows are written as given, one strict JSON object per line (NaN / inf raise
-    ``ValueError``); DataFrame cells that are NaN / None become absent fields. ``metadata``
-    goes to ``metadata.json`` and ``truth`` (columns ``split, query_id, model, mu_q, mu_c,
-    sigma_q``) to ``truth.csv``. Every file is written atomically. Returns the folder.
-    """
-    folder = Path(out_dir) / name
-    atomic_write_text(folder / TRAIN_FILE, _jsonl(rows_train))
-    atomic_write_text(folder / TEST_FILE, _jsonl(rows_test))
-    if metadata is not None:
-        atomic_write_json(folder / METADATA_FILE, metadata)
-    if truth is not None:
-        missing = [c for c in _TRUTH_COLUMNS if c not in truth.columns]
-        if missing:
-            raise ValueError(f"truth frame lacks columns {missing}")
-        atomic_write_frame(folder / TRUTH_FILE, truth.loc[:, list(_TRUTH_COLUMNS)])
-    return folder
 
 
 def read_dars_rows(path: str | os.PathLike) -> pd.DataFrame:
