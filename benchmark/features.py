@@ -297,9 +297,9 @@ def _unpack(prefix: str, z: Any) -> Any:
 
 def _read_cache(path: Path, key: dict) -> tuple[Any, Any] | None:
     """The cached pair if ``path`` holds features for exactly ``key``; None otherwise."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         with np.load(path, allow_pickle=False) as z:
             stored = json.loads(str(z["key"]))
             if stored != json.loads(json.dumps(key)):
@@ -347,9 +347,13 @@ def compute_features(
             f"{len(train_texts)} / {len(test_texts)} texts"
         )
     if path is not None:
-        atomic_write_npz(
-            path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
-        )
+        try:
+            atomic_write_npz(
+                path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
+            )
+        except OSError as err:  # read-only or full cache: the features are still good
+            warnings.warn(f"could not write the feature cache {path} ({err}); running uncached", stacklevel=2)
+            path = None
     return FeaturePair(x_train, x_test, False, path)
 
 
