@@ -499,9 +499,17 @@ def _line_rows(chunk: bytes, first_line: int) -> np.ndarray | None:
     s, e = starts[full], ends[full]
     if s.size and not ((a[s] == 123).all() and (a[e - 1] == 125).all()):
         return None
+    # Deep nesting crashes Arrow's recursive JSON parser: a line with many opening brackets
+    # (an upper bound of its depth) goes to the precise path, which reports it.
+    opening = np.flatnonzero((a == 91) | (a == 123))
+    if opening.size > _MAX_OPEN_BRACKETS:
+        per_line = np.bincount(np.searchsorted(nl, opening), minlength=starts.size)
+        if per_line.max() > _MAX_OPEN_BRACKETS:
+            return None
     return first_line + np.flatnonzero(full).astype(np.int64)
 
 
+_MAX_OPEN_BRACKETS = 500
 _READ_OPTIONS = pa_json.ReadOptions(use_threads=True, block_size=4 << 20)
 _PARSE_OPTIONS = pa_json.ParseOptions(
     explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="infer", newlines_in_values=False
