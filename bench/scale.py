@@ -6,6 +6,8 @@ For each size, one fresh process per stage (so each peak RSS is that stage's own
   pair; a short question per row, no other text), written through ``dars_format``;
 * ``parse``: ``load_dars_dir`` from a cold cache (parse, build, write the cache);
 * ``reload``: ``load_dars_dir`` again (the memory-mapped cache);
+* ``parse_parquet``: the same data as Parquet, loaded without the cache (time of the load only; the
+  peak RSS includes writing the Parquet files when they are not there yet);
 * ``simulate``: ``dataset=synthetic`` with ``dataset.overrides`` giving that many observations
   (simulation and files; the default 6-model pool);
 * ``knn_dars`` / ``knn_single_shot_100``: one ``darsbench`` cell (router=knn, features=tfidf,
@@ -33,7 +35,7 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 N_MODELS = 20
 WORDS = np.array([f"w{i}" for i in range(3000)])
-STAGES = ("write", "parse", "reload", "simulate", "knn_dars", "knn_single_shot_100")
+STAGES = ("write", "parse", "reload", "parse_parquet", "simulate", "knn_dars", "knn_single_shot_100")
 
 
 def shape(n_obs: int) -> tuple[int, int]:
@@ -106,6 +108,16 @@ def _child(stage: str, n_obs: int, work: Path) -> dict:
     if stage == "write":
         folder = write_compact(data, n_obs)
         extra["jsonl_MB"] = round(sum(f.stat().st_size for f in folder.iterdir()) / 1e6, 1)
+    elif stage == "parse_parquet":
+        from benchmark.data.loader import load_dars_dir
+
+        pq_root = work / f"data-parquet-{n_obs}"
+        if not (pq_root / "scale").is_dir():
+            write_compact(pq_root, n_obs, "parquet")
+        t0 = time.perf_counter()  # the load only
+        ds = load_dars_dir(pq_root / "scale", use_cache=False)
+        extra["parquet_MB"] = round(sum(f.stat().st_size for f in (pq_root / "scale").iterdir()) / 1e6, 1)
+        extra["observations"] = int(sum(b.present.sum() for b in (ds.train, ds.test_rewrite, ds.test_decoding)))
     elif stage in ("parse", "reload"):
         from benchmark.data.loader import load_dars_dir
 
