@@ -22,7 +22,7 @@ import pandas as pd
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
 from evaluators import metrics as M
-from evaluators.frontier import route_sweep, sweep_points
+from evaluators.frontier import sweep_points
 from supervision.modes import make_targets
 
 RESULTS_SCHEMA = "darsbench.results/1"
@@ -148,23 +148,21 @@ def baseline_results(
 def frontier_points(
     router: Any,
     X_test: Any,
-    signals: Any | None,
+    decision: Any,
     stats: dict[str, M.ViewStats],
     lams: list[float],
     beta: float,
 ) -> dict[str, Any] | None:
     """Re-route under each lambda without retraining; (cost, quality) per view and lambda.
 
-    Routers that predict the three signals are re-scored from ``signals``; the others are asked
-    to route again at each lambda. For single-shot draws the points are averaged over draws.
+    ``router.route_grid`` re-scores a signal router's ``decision.signals`` and asks any other
+    router to route again at each lambda. For single-shot draws the points are averaged over
+    draws.
     """
     if not lams:
         return None
     out: dict[str, Any] = {"lams": [float(x) for x in lams]}
-    if signals is not None:
-        choices = route_sweep(signals, lams, beta)  # [L, (D,) Q]
-    else:
-        choices = np.stack([router.route(X_test, lam, beta) for lam in lams])
+    choices = router.route_grid(X_test, lams, beta, decision)  # [L, (D,) Q]
     for prefix, vs in stats.items():
         cost, qual = sweep_points(choices, vs.q, vs.c)  # [L] or [L, D]
         if cost.ndim == 2:
@@ -174,17 +172,13 @@ def frontier_points(
     return out
 
 
-def decisions_frame(
-    data: DarsDataset,
-    choices: np.ndarray,
-    signals: Any | None,
-    scores: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Per-query decisions: query_id, draw, chosen model and predicted signals per model.
+def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
+    """Per-query decisions: query_id, draw, chosen model and the router's per-model outputs.
 
-    Routers without signals (``rm_softmax``) give their per-model routing ``scores`` instead.
+    ``decision.outputs`` names them: predicted ``mu_q``, ``mu_c``, ``sigma_q`` for a signal
+    router, routing ``score`` otherwise; one column ``<name>[<model>]`` per model.
     """
-    ch = np.atleast_2d(choices)  # [D, Q]
+    ch = np.atleast_2d(decision.choices)  # [D, Q]
     n_draws, n_q = ch.shape
     models = np.asarray(data.models)
     cols: dict[str, Any] = {
@@ -192,15 +186,10 @@ def decisions_frame(
         "draw": np.repeat(np.arange(n_draws), n_q),
         "chosen": models[ch.ravel()],
     }
-    if signals is not None:
-        for sig_name in ("mu_q", "mu_c", "sigma_q"):
-            arr = getattr(signals, sig_name).reshape(n_draws * n_q, -1)
-            for j, m in enumerate(models):
-                cols[f"{sig_name}[{m}]"] = arr[:, j]
-    if scores is not None:
-        arr = np.asarray(scores).reshape(n_draws * n_q, -1)
+    for name, values in decision.outputs.items():
+        arr = np.asarray(values).reshape(n_draws * n_q, -1)
         for j, m in enumerate(models):
-            cols[f"score[{m}]"] = arr[:, j]
+            cols[f"{name}[{m}]"] = arr[:, j]
     return pd.DataFrame(cols)
 
 
@@ -236,10 +225,8 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    signals = spec.router.predict(X_test) if getattr(spec.router, "predicts_signals", True) else None
-    choices = signals.select(spec.lam, beta_eff) if signals is not None else spec.router.route(
-        X_test, spec.lam, beta_eff
-    )
+    decision = spec.router.decide(X_test, spec.lam, beta_eff)
+    choices = decision.choices
     timings["route"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -251,7 +238,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         values["gap_" + key] = M.gap_closed(
             values[key], baselines["best_fixed"][key], baselines["oracle"][key]
         )
-    frontier = frontier_points(spec.router, X_test, signals, stats, spec.frontier_lams, beta_eff)
+    frontier = frontier_points(spec.router, X_test, decision, stats, spec.frontier_lams, beta_eff)
     timings["evaluate"] = time.perf_counter() - t
 
     models = list(data.models)
@@ -291,10 +278,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "versions": package_versions(),
         "config": config,
     }
-    scores = None
-    if signals is None and hasattr(spec.router, "scores"):
-        scores = spec.router.scores(X_test, spec.lam)
-    decisions = decisions_frame(data, choices, signals, scores)
+    decisions = decisions_frame(data, decision)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
     atomic_write_json(out_dir / "results.json", results)
