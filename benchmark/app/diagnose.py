@@ -31,6 +31,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from benchmark.app.schema import DiagnoseSchema, validate_or_exit  # noqa: E402
 from benchmark.data.io import atomic_write_json  # noqa: E402
 from evaluators.diagnostics_report import (  # noqa: E402
     diagnostics_markdown, paper_reference, write_diagnostics,
@@ -176,6 +177,7 @@ def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="diagnose")
 def main(cfg: DictConfig) -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    validate_or_exit(cfg, DiagnoseSchema, "darsbench-diagnose")  # every value checked before any work (schema.py)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     router_name = hc.runtime.choices.get("router", "router")
