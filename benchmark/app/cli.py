@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from benchmark.data.loader import DataError  # noqa: E402
 from benchmark.app.run import CellSpec, run_cell  # noqa: E402
+from benchmark.app.schema import RunSchema, validate_or_exit  # noqa: E402
 
 log = logging.getLogger("darsbench")
 
@@ -62,6 +63,7 @@ def run_from_config(cfg: DictConfig, out_dir: Path, router_name: str) -> dict:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    validate_or_exit(cfg, RunSchema, "darsbench")  # every value checked before any work (schema.py)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     router_name = hc.runtime.choices.get("router", "router")
