@@ -51,8 +51,8 @@ class SyntheticSource:
 
     ``preset`` names an entry of :data:`benchmark.data.simulator.PRESETS`; ``overrides`` replaces
     individual :class:`~benchmark.data.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).
-    ``format`` is the file format of the cached simulation (``auto``: JSONL, Parquet from one
-    million observations on; or ``jsonl``, ``jsonl.gz``, ``parquet``).
+    ``format`` is the file format of the cached simulation (``auto``: JSONL, Parquet from 500
+    thousand observations on; or ``jsonl``, ``jsonl.gz``, ``parquet``).
     """
 
     name: str = "synthetic"

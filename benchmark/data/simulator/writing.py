@@ -21,7 +21,7 @@ from benchmark.data.simulator.sampling import SimulatedData, simulate
 #: Rows per record batch (bounds the memory of writing a large simulation).
 BATCH_ROWS = 1 << 18
 #: ``ensure_simulated(fmt="auto")`` writes Parquet from this many observations on.
-PARQUET_FROM_OBSERVATIONS = 1_000_000
+PARQUET_FROM_OBSERVATIONS = 500_000
 
 
 def n_observations(cfg: SimulatorConfig) -> int:
