@@ -14,7 +14,8 @@ For each size, one fresh process per stage (so each peak RSS is that stage's own
   warm data cache; the single-shot cell with ``supervision.n_draws=100``).
 
 Usage: ``python bench/scale.py [--sizes 100000 1000000 10000000] [--work DIR] [--stages ...]``.
-Prints one line per stage: observations, stage, seconds, peak RSS in GB.
+Prints one line per stage: observations, stage, wall seconds, peak RSS in GB, and the stage's CPU
+seconds (user + system; on a shared machine the wall time also counts waiting for a core).
 """
 
 from __future__ import annotations
@@ -143,11 +144,15 @@ def _child(stage: str, n_obs: int, work: Path) -> dict:
         proc = subprocess.run(args, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return {"seconds": time.perf_counter() - t0, "peak_rss_gb": child / 1e6, **extra}
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = child.ru_utime + child.ru_stime
+        return {"seconds": time.perf_counter() - t0, "peak_rss_gb": child.ru_maxrss / 1e6,
+                "cpu_s": round(cpu, 1), **extra}  # fmt: skip
+    own = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "seconds": time.perf_counter() - t0,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_rss_gb": own.ru_maxrss / 1e6,
+        "cpu_s": round(own.ru_utime + own.ru_stime, 1),  # the machine may be shared: CPU time too
         **extra,
     }
 
