@@ -226,6 +226,10 @@ class GraphRouter(NeuralSignalRouter):
     def _examples(self, data: dict[str, torch.Tensor], queries: np.ndarray) -> torch.Tensor:
         return pair_examples(data["pairs"].numpy(), queries)
 
+    def _prepare_loaded_net(self, net: DrawNet, state_dict: dict[str, torch.Tensor]) -> None:
+        assert isinstance(net, GraphNet)
+        net.set_graph(state_dict["train_mask"])
+
     def _remember_training(self, X: torch.Tensor, targets: Sequence[Targets]) -> None:
         self.X_train_ = X
 
