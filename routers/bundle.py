@@ -226,10 +226,6 @@ class QueryEncoder:
             self._vectorizer = vec
         return sp.csr_matrix(self._vectorizer.transform(texts), dtype=np.float64)
 
-    def warm_up(self) -> None:
-        """Load the model / build the vectorizer now, not on the first request."""
-        self.encode(["warm up"])
-
 
 # ------------------------------------------------------------------------------ the bundle
 @dataclass
