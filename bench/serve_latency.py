@@ -66,7 +66,7 @@ async def load(url: str, texts: list[str], n: int, concurrency: int) -> np.ndarr
             r.raise_for_status()
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
     return np.asarray(latencies)
 

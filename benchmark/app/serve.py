@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from typing import Any, AsyncIterator, Sequence
 import httpx
 import numpy as np
 import pandas as pd
+import torch
 import uvicorn
 import yaml
 from fastapi import FastAPI, Request
@@ -261,6 +263,9 @@ class ServeConfig:
 def create_app(cfg: ServeConfig) -> Any:
     """The ASGI app (FastAPI) serving ``cfg``."""
     router = QueryRouter(cfg.bundle, cfg.draw)
+    # Encoding and scoring run in ONE worker thread, in arrival order: the event loop keeps
+    # relaying upstream traffic meanwhile, and the encoder is never used from two threads.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="darsbench-route")
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -271,6 +276,7 @@ def create_app(cfg: ServeConfig) -> Any:
         )
         yield
         await state["client"].aclose()
+        worker.shutdown(wait=False)
         cfg.log.close()
 
     app = FastAPI(title="darsbench-serve", lifespan=lifespan)
@@ -288,7 +294,8 @@ def create_app(cfg: ServeConfig) -> Any:
             text = query_text(body)
         except (ValueError, json.JSONDecodeError) as err:
             return error(400, str(err), "invalid_request_error")
-        return body, text, router.route(text, lam, beta)
+        route = await asyncio.get_running_loop().run_in_executor(worker, router.route, text, lam, beta)
+        return body, text, route
 
     def headers(route: Route, served: str | None, n_failed: int) -> dict[str, str]:
         util = route.predicted.get("utility") or route.predicted.get("score") or {}
@@ -523,12 +530,18 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout-s", type=float, default=60.0, help="per upstream try")
     ap.add_argument("--max-tries", type=int, default=3, help="models tried per request (>= 1)")
     ap.add_argument("--draw", type=int, default=0, help="draw served from a single-shot bundle")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch threads for encoding one request (MiniLM): 1 is fastest for single "
+                         "queries and does not fight the other processes for cores")
     return ap
 
 
 def build_config(args: argparse.Namespace) -> ServeConfig:
     if args.max_tries < 1:
         raise ServeError("--max-tries must be >= 1")
+    if args.torch_threads < 1:
+        raise ServeError("--torch-threads must be >= 1")
+    torch.set_num_threads(args.torch_threads)
     bundle = load_bundle(args.router)
     pool = load_pool(args.pool, bundle.pool)
     return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
