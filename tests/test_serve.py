@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -58,9 +59,11 @@ def make_bundle(path: Path) -> Path:
 class Server:
     """``darsbench-serve`` in a subprocess (real CLI, real port)."""
 
-    def __init__(self, tmp: Path, bundle: Path, stubs: dict[str, StubUpstream], *extra: str):
+    def __init__(self, tmp: Path, bundle: Path, stubs: dict[str, Any], *extra: str,
+                 model_ids: dict[str, str] | None = None):
         self.tmp = tmp
-        pool = [{"name": n, "base_url": s.base_url, "model": f"{n}-upstream-id",
+        ids = model_ids or {n: f"{n}-upstream-id" for n in stubs}
+        pool = [{"name": n, "base_url": s.base_url, "model": ids[n],
                  "api_key_env": KEY_ENV if n == "big" else None,
                  "price_in": 1e-6 if n == "big" else 1e-7, "price_out": 2e-6 if n == "big" else 2e-7}
                 for n, s in stubs.items()]
