@@ -105,17 +105,22 @@ class TfidfFeaturizer(Featurizer):
             "scikit-learn": _version("scikit-learn"),
         }
 
-    def fit_transform_pair(
-        self, train_texts: Sequence[str], test_texts: Sequence[str]
-    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        vec = TfidfVectorizer(
+    def vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        """The unfitted ``TfidfVectorizer`` of these parameters (``vocabulary``: fixed terms)."""
+        return TfidfVectorizer(
             ngram_range=self.ngram_range,
             max_features=self.max_features,
             min_df=self.min_df,
             lowercase=self.lowercase,
             sublinear_tf=self.sublinear_tf,
             dtype=np.float64,
+            vocabulary=vocabulary,
         )
+
+    def fit_transform_pair(
+        self, train_texts: Sequence[str], test_texts: Sequence[str]
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        vec = self.vectorizer()
         try:
             x_train = vec.fit_transform(list(train_texts))
         except ValueError as err:

@@ -24,6 +24,7 @@ from benchmark.data.io import atomic_write_frame, atomic_write_json
 from evaluators import metrics as M
 from evaluators.baselines import baseline_results, evaluate_policy
 from evaluators.frontier import frontier_points
+from routers.bundle import QueryEncoder, save_bundle
 from supervision.modes import make_targets
 
 RESULTS_SCHEMA = "darsbench.results/1"
@@ -48,6 +49,7 @@ class CellSpec:
     frontier_lams: list[float] = field(default_factory=list)
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
+    save_router: bool = False
 
 
 def package_versions() -> dict[str, str]:
@@ -182,5 +184,14 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     decisions = decisions_frame(data, decision)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
+    if spec.save_router:
+        encoder = QueryEncoder.fit(spec.featurizer, data.train_queries["text"].tolist())
+        meta = {"router_name": spec.router_name, "mode": spec.mode, "seed": spec.seed,
+                "cost_norm": spec.cost_norm, "cost_scale": results["dataset"]["cost_scale"],
+                "dataset": data.name, "content_hash": data.source.get("content_hash"),
+                "beta_user": spec.beta, "versions": results["versions"]}
+        save_bundle(out_dir / "router", spec.router, encoder, models, lam=spec.lam,
+                    beta=beta_eff, meta=meta)
+        results["router_bundle"] = "router"
     atomic_write_json(out_dir / "results.json", results)
     return results
