@@ -92,6 +92,18 @@ def evaluate_choices(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[
     return out
 
 
+def per_query(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[str, np.ndarray]:
+    """U, Q, C of the chosen model per query (``[..., Q]`` like ``choices``; NaN where the pair
+    has no observation in the view). Their NaN-skipping means over queries are
+    :func:`evaluate_choices`' metrics; the bootstrap resamples them."""
+    choices = np.asarray(choices, dtype=np.int64)
+    return {
+        "U": _gather(stats.u(lam), choices),
+        "Q": _gather(stats.q, choices),
+        "C": _gather(stats.c, choices),
+    }
+
+
 # ------------------------------------------------------------------ baselines
 def oracle_choices(stats: ViewStats, lam: float) -> np.ndarray:
     """Per query, the best model by the view's own mean utility (ties: lower cost, pool order)."""
@@ -161,6 +173,19 @@ def true_utility(
         "tU": _gather(u, choices).mean(axis=-1),
         "tQ": _gather(truth.mu_q, choices).mean(axis=-1),
         "t_best": (np.asarray(choices) == best).mean(axis=-1),
+    }
+
+
+def true_per_query(
+    truth: TruthTable, choices: np.ndarray, lam: float, beta: float
+) -> dict[str, np.ndarray]:
+    """:func:`true_utility`'s ``tU``, ``tQ``, ``t_best`` per query (``[..., Q]``)."""
+    u = utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
+    best = select_models(u, truth.mu_c)
+    return {
+        "tU": _gather(u, choices),
+        "tQ": _gather(truth.mu_q, choices),
+        "t_best": (np.asarray(choices) == best).astype(float),
     }
 
 

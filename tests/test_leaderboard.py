@@ -99,10 +99,16 @@ def test_table1_rows_columns_values_and_missing_cell(runs, tmp_path):
     dars = _find(results, "dars", "dsA")
     assert f.set_index("method").loc["knn + DARS", "dsA dU"] == pytest.approx(dars["metrics"]["dU"]["mean"])
     assert np.isnan(f.set_index("method").loc["knn + DARS", "dsB rU"])
-    # Markdown: single-shot as mean ± std, DARS as a plain mean, the missing cell as a dash.
+    # Markdown: single-shot as mean ± std [95% interval], DARS as mean [interval], the missing
+    # cell as a dash; the intervals are the runs' own bootstrap intervals and hold the mean.
     m = ss["metrics"]["rU"]
-    assert f"| knn | {m['mean']:.4f} ± {m['std']:.4f} |" in t1.markdown
-    assert f"| knn + DARS | {dars['metrics']['rU']['mean']:.4f} | {dars['metrics']['dU']['mean']:.4f} | — | — |" in t1.markdown
+    lo, hi = m["ci"]
+    assert lo < m["mean"] < hi
+    assert f"| knn | {m['mean']:.4f} ± {m['std']:.4f} [{lo:.4f}, {hi:.4f}] |" in t1.markdown
+    assert row["dsA rU low"] == lo and row["dsA rU high"] == hi and row["dsA rU runs"] == 1
+    dr, dd = dars["metrics"]["rU"], dars["metrics"]["dU"]
+    assert (f"| knn + DARS | {dr['mean']:.4f} [{dr['ci'][0]:.4f}, {dr['ci'][1]:.4f}] | "
+            f"{dd['mean']:.4f} [{dd['ci'][0]:.4f}, {dd['ci'][1]:.4f}] | — | — |") in t1.markdown
     assert any("knn + DARS has no run on dsB" in x for x in rep.missing)
     assert "knn + DARS has no run on dsB" in rep.text
 
@@ -140,13 +146,21 @@ def test_settings_and_contents_are_never_mixed(runs, tmp_path):
     blocks = rep.tables["table1"]
     settings = [t.setting for t in blocks]
     assert any("lambda=0.05" in s for s in settings) and any("lambda=0.1" in s for s in settings)
-    main = next(t for t in blocks if "lambda=0.05" in t.setting).frame
-    # The seed-1 data set shares the name dsA: it gets its own column name@hash.
-    # The seed-1 data set shares the name dsA: each content gets its own column name@hash.
-    hashed = [c for c in main.columns if c.startswith("dsA@") and c.endswith(" rU")]
-    assert len(hashed) == 2
-    assert "dsA rU" not in main.columns and "dsB rU" in main.columns
-    assert any("different contents" in n for n in rep.notes)
+    main = next(t for t in blocks if "lambda=0.05" in t.setting).frame.set_index("method")
+    # The dataset.seed=1 data set is a seed replicate of dsA: one column, its DARS cell
+    # aggregates the two data seeds (mean of the two runs, n=2).
+    assert "dsA rU" in main.columns and not any(c.startswith("dsA@") for c in main.columns)
+    seed1 = L.load_results([runs["extra"] / "seed1"])[0]
+    seed0 = _find(_sweep_results(runs), "dars", "dsA")
+    assert seed1["dataset"]["content_hash"] != seed0["dataset"]["content_hash"]
+    assert main.loc["knn + DARS", "dsA rU runs"] == 2
+    want = (seed0["metrics"]["rU"]["mean"] + seed1["metrics"]["rU"]["mean"]) / 2
+    assert main.loc["knn + DARS", "dsA rU"] == pytest.approx(want)
+    # Same name and same data seed but other contents: those are never mixed (name@hash).
+    clash = copy.deepcopy(seed0)
+    clash["dataset"]["content_hash"] = "f" * 64
+    df = L.records_frame([seed0, clash])
+    assert sorted(df["column"]) == sorted([f"dsA@{seed0['dataset']['content_hash'][:8]}", "dsA@ffffffff"])
     assert any("cost/protocol settings" in n for n in rep.notes)
     lam01 = next(t for t in blocks if "lambda=0.1" in t.setting).frame
     ss01 = L.load_results([runs["extra"] / "lam"])[0]
@@ -186,19 +200,28 @@ def test_protocol_and_risk_tables_from_edited_copies(runs, tmp_path):
     assert "| beta=0.5 |" in r.markdown
 
 
-def test_duplicate_runs_are_pooled_and_said(runs):
+def test_seed_replicates_are_aggregated_with_a_t_interval(runs):
     ss = _find(_sweep_results(runs), "single_shot", "dsA")
     a, b = copy.deepcopy(ss), copy.deepcopy(ss)
     b["seed"] = 7
-    b["metrics"]["rU"] = {"mean": a["metrics"]["rU"]["mean"] + 0.1, "std": 0.02, "n": 5}
+    b["metrics"]["rU"] = {"mean": a["metrics"]["rU"]["mean"] + 0.1, "std": 0.02, "n": 5, "ci": [0, 1]}
     rep = L.Report()
     (t,) = L.table1(L.records_frame([a, b]), ("rU",), rep)
     cell = t.frame.set_index("method").loc["knn"]
     m1, s1 = a["metrics"]["rU"]["mean"], a["metrics"]["rU"]["std"]
     assert cell["dsA rU"] == pytest.approx(m1 + 0.05)
     assert cell["dsA rU std"] == pytest.approx(np.sqrt((s1**2 + 0.02**2) / 2 + 0.05**2))
-    assert "†" in t.markdown
-    assert any("2 runs pooled" in n and "seed" in n for n in rep.notes)
+    # Two seeds 0.1 apart: sd = 0.1 / sqrt(2), half-width t(0.975, 1) * sd / sqrt(2) = 12.7062 * 0.05.
+    assert cell["dsA rU low"] == pytest.approx(m1 + 0.05 - 12.7062047 * 0.05)
+    assert cell["dsA rU high"] == pytest.approx(m1 + 0.05 + 12.7062047 * 0.05)
+    assert cell["dsA rU runs"] == 2
+    assert "(n=2)" in t.markdown
+    assert not rep.notes  # seed replicates are the design, not a clash
+    c = copy.deepcopy(b)
+    c["n_draws"] = 9
+    rep = L.Report()
+    L.table1(L.records_frame([a, c]), ("rU",), rep)
+    assert any("2 runs aggregated" in n and "n_draws" in n for n in rep.notes)
 
 
 # ------------------------------------------------------------------------- frontier

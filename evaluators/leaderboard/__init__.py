@@ -31,7 +31,9 @@ from evaluators.leaderboard.render import (
     write_tables,
 )
 from evaluators.leaderboard.tables import (
+    TABLE1_MODES,
     baseline_table,
+    comparison_tables,
     draw_histograms,
     frontier_data,
     frontier_tables,
@@ -76,6 +78,9 @@ def build_leaderboards(
     hist_metric: str = "rU",
     header: Iterable[str] = (),
     plots: bool = True,
+    compare: Iterable[tuple[str, str]] = (),
+    correction: str = "holm",
+    resamples: int | None = None,
 ) -> Report:
     """Every ``results.json`` under ``paths`` -> paper-shaped tables, plots and a summary.
 
@@ -83,6 +88,10 @@ def build_leaderboards(
     notes, links to the plots), ``table1``, ``table2``, ``baselines``, ``protocol``, ``risk``
     and ``frontier`` as ``.md`` + ``.csv`` (those that apply), ``leaderboard.md/.csv`` (the
     long table of every run), ``frontier_<dataset>.png`` and ``hist_<dataset>_<router>.png``.
+    Paired comparisons (``table1_diff``: dars - single_shot per router; ``table2_diff``: every
+    ablated mode against dars, and the ``compare`` pairs ``(a, b)``) read the per-query values
+    of the runs' decisions files; ``correction`` (``holm`` or ``bh``) is applied per table and
+    ``resamples`` overrides the bootstrap resamples recorded in the runs.
     ``header`` lines go first in every text file (markdown comments / ``#`` lines in CSV; read
     the CSVs with ``pandas.read_csv(path, comment="#")``).
     """
@@ -119,6 +128,19 @@ def build_leaderboards(
     tables["baselines"] = baseline_table(df, results, metrics, report)
     tables["protocol"] = sweep_tables(df, "protocol", metrics, report)
     tables["risk"] = sweep_tables(df, "beta", metrics, report)
+    pairs = [("dars", "single_shot")] if set(TABLE1_MODES) <= set(df["mode"]) else []
+    ablated = sorted(set(df["mode"]) - set(TABLE1_MODES))
+    pairs2 = [("dars", m) for m in ablated] if "dars" in set(df["mode"]) else []
+    for kind, todo in (("table1_diff", pairs), ("table2_diff", pairs2 + list(compare))):
+        tables[kind] = []
+        for a, b in todo:
+            try:
+                tables[kind] += comparison_tables(df, results, a, b, report, correction=correction,
+                                                  resamples_n=resamples, kind=kind)
+            except (FileNotFoundError, ValueError) as exc:
+                report.notes.append(f"paired comparison {a} - {b} not computed: {exc}")
+    order = ("table1", "table1_diff", "table2", "table2_diff", "baselines", "protocol", "risk")
+    report.tables = tables = {k: tables[k] for k in order}
     fronts = frontier_data(df, results, frontier_view)
     tables["frontier"] = frontier_tables(fronts, tuple(budgets), report)
     hists = draw_histograms(df, results, hist_metric)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: Folders under a sweep whose results.json files are copies, not runs.
@@ -125,6 +126,10 @@ def records_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
             "n_draws": int(res.get("n_draws") or 1),
             "features": _features_name(res),
             "router_params": res.get("router_params"),
+            "data_seed": ((res.get("config") or {}).get("dataset") or {}).get("seed"),
+            "train_queries": (res.get("training") or {}).get("n_queries"),
+            "budget": (res.get("training") or {}).get("budget_per_model"),
+            "generations": ((res.get("training") or {}).get("generations") or {}).get("per_model"),
         }
         row["setting"] = (
             f"dataset {row['dataset']} (data {str(row['content_hash'])[:12]}), "
@@ -132,13 +137,18 @@ def records_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
         )
         for k, v in res["metrics"].items():
             row[k], row[k + "_std"], row[k + "_n"] = v["mean"], v["std"], v["n"]
+            row[k + "_low"], row[k + "_high"] = v.get("ci") or (float("nan"), float("nan"))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    hashes = df.groupby("dataset")["content_hash"].nunique(dropna=False)
+    # One column per dataset name; contents that differ only by the simulator's seed are seed
+    # replicates of that column, other contents sharing a name get columns name@hash.
+    seed_key = df["data_seed"].astype(str)
+    hashes = df.assign(_s=seed_key).groupby(["dataset", "_s"])["content_hash"].nunique(dropna=False)
+    clash = hashes[hashes > 1].index.get_level_values(0)
     df["column"] = [
-        f"{n}@{str(h)[:8]}" if hashes[n] > 1 else n for n, h in zip(df["dataset"], df["content_hash"])
+        f"{n}@{str(h)[:8]}" if n in clash else n for n, h in zip(df["dataset"], df["content_hash"])
     ]
     return df
 
@@ -155,3 +165,36 @@ def groups(df: pd.DataFrame, fields: tuple[str, ...] = GROUP_FIELDS) -> list[tup
     if df.empty:
         return []
     return [(k if isinstance(k, tuple) else (k,), sub) for k, sub in df.groupby(list(fields), sort=True)]
+
+
+def decisions_path(res: dict[str, Any]) -> Path:
+    """The decisions file next to a run's ``results.json`` (parquet, else csv)."""
+    folder = Path(res["_path"]).parent
+    for name in ("decisions.parquet", "decisions.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: no decisions.parquet or decisions.csv next to results.json")
+
+
+def per_query_values(res: dict[str, Any], metrics: Iterable[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(query_ids [Q], {metric: values [D, Q]})`` of a run, read from its decisions file.
+
+    The file holds one row per (draw, query), draw-major, with a column per metric (the value
+    of the chosen model on that query). A file without a metric's column is an error naming it.
+    """
+    path = decisions_path(res)
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    n_draws = int(frame["draw"].max()) + 1
+    if len(frame) % n_draws:
+        raise ValueError(f"{path}: {len(frame)} rows do not split into {n_draws} draws")
+    n_q = len(frame) // n_draws
+    frame = frame.sort_values(["draw"], kind="stable")
+    ids = frame["query_id"].astype(str).to_numpy().reshape(n_draws, n_q)
+    if (ids != ids[0]).any():
+        raise ValueError(f"{path}: draws list the test queries in different orders")
+    out = {}
+    for m in metrics:
+        if m not in frame:
+            raise ValueError(f"{path}: no per-query column {m!r} (written by darsbench >= issue 13)")
+        out[m] = frame[m].to_numpy(float).reshape(n_draws, n_q)
+    return ids[0], out
