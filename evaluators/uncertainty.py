@@ -135,8 +135,11 @@ def paired_difference(
     and p-value.
 
     ``a`` and ``b`` are per-query values ``[Q]`` or ``[D, Q]`` with the same query order. Each
-    replicate resamples the queries once for both arms (the pairing) and, independently, the
-    draws of each arm that has several (single-shot). Returns ``diff``, ``low``, ``high``, ``p``.
+    replicate resamples the queries once for both arms (the pairing) and the draws of an arm
+    that has several (single-shot). Two arms with the same number of draws are paired over
+    draws too (draw ``d`` of both arms was trained on the same labels, seed + d): one draw
+    resample serves both. Otherwise each arm's draws are resampled independently.
+    Returns ``diff``, ``low``, ``high``, ``p``.
     """
     a, b = _as_draws(a), _as_draws(b)
     if a.shape[1] != b.shape[1]:
@@ -144,7 +147,10 @@ def paired_difference(
     rng = np.random.default_rng(seed)
     wq = _counts(rng, a.shape[1], resamples_n)
     wa = _counts(rng, a.shape[0], resamples_n) if a.shape[0] > 1 else np.ones((resamples_n, 1))
-    wb = _counts(rng, b.shape[0], resamples_n) if b.shape[0] > 1 else np.ones((resamples_n, 1))
+    if b.shape[0] == a.shape[0]:
+        wb = wa
+    else:
+        wb = _counts(rng, b.shape[0], resamples_n) if b.shape[0] > 1 else np.ones((resamples_n, 1))
     reps = replicates(a, Resamples(wq, wa)) - replicates(b, Resamples(wq, wb))
     lo, hi = percentile_interval(reps, level)
     return {"diff": point_estimate(a) - point_estimate(b), "low": lo, "high": hi, "p": p_value(reps)}

@@ -484,10 +484,10 @@ COMPARE_METRICS = ("rU", "dU", "tU")
 
 def _pair_runs(a: pd.DataFrame, b: pd.DataFrame) -> list[tuple[int, int]]:
     """Runs of two arms matched by (router seed, data content): each pair shares its test set."""
-    key = ["seed", "content_hash"]
-    m = a.assign(_k=a[key].astype(str).agg("|".join, axis=1)).merge(
-        b.assign(_k=b[key].astype(str).agg("|".join, axis=1)), on="_k", suffixes=("_a", "_b")
-    )
+    def key(x: pd.DataFrame) -> pd.DataFrame:
+        return x.assign(_k=x["seed"].astype(str) + "|" + x["content_hash"].astype(str))
+
+    m = key(a).merge(key(b), on="_k", suffixes=("_a", "_b"))
     return list(zip(m["idx_a"].astype(int), m["idx_b"].astype(int)))
 
 
