@@ -8,6 +8,7 @@ Inputs are the plain outputs of :mod:`evaluators.diagnostics` and :mod:`evaluato
 
 * ``plot_instability`` / ``plot_variance`` take ``{dataset: diagnose(...) dict}``;
 * ``plot_draw_histogram`` takes the per-draw test utilities of the single-shot routers;
+* ``plot_curves`` takes ``{label: (x, mean, low, high)}`` (budget and learning curves);
 * ``plot_frontier`` takes ``{router: (cost[L], quality[L])}`` sweep points and
   ``{model: (cost, quality)}`` fixed-model points.
 """
@@ -206,4 +207,44 @@ def plot_frontier(
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_curves(
+    series: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    logx: bool = True,
+) -> Path:
+    """One line per series with 95% interval bars (budget and learning curves).
+
+    ``series``: ``{label: (x[K], mean[K], low[K], high[K])}``; points with a non-finite mean
+    are not drawn; a non-finite bound draws the point without its bar.
+    """
+    if not series:
+        raise ValueError("plot_curves: nothing to plot")
+    fig = _new_figure(6.8, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, values) in enumerate(series.items()):
+        try:
+            x, y, lo, hi = (np.asarray(v, dtype=float).ravel() for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label!r}: expected (x, mean, low, high)") from None
+        if not (x.shape == y.shape == lo.shape == hi.shape):
+            raise ValueError(f"{label!r}: x, mean, low and high differ in length")
+        ok = np.isfinite(x) & np.isfinite(y)
+        order = np.argsort(x[ok])
+        x, y, lo, hi = (a[ok][order] for a in (x, y, lo, hi))
+        err = np.vstack([np.where(np.isfinite(lo), y - lo, 0.0), np.where(np.isfinite(hi), hi - y, 0.0)])
+        ax.errorbar(x, y, yerr=err, color=f"C{i % 10}", marker="o", markersize=4, capsize=3, label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)

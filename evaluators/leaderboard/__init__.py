@@ -34,6 +34,7 @@ from evaluators.leaderboard.tables import (
     TABLE1_MODES,
     baseline_table,
     comparison_tables,
+    curve_tables,
     draw_histograms,
     frontier_data,
     frontier_tables,
@@ -42,7 +43,7 @@ from evaluators.leaderboard.tables import (
     table1,
     table2,
 )
-from evaluators.plots import plot_draw_histogram, plot_frontier
+from evaluators.plots import plot_curves, plot_draw_histogram, plot_frontier
 
 __all__ = [
     "DEFAULT_BUDGETS", "DEFAULT_METRICS", "MODE_ORDER", "ROUTER_ORDER", "Report", "Table",
@@ -139,7 +140,10 @@ def build_leaderboards(
                                                   resamples_n=resamples, kind=kind)
             except (FileNotFoundError, ValueError) as exc:
                 report.notes.append(f"paired comparison {a} - {b} not computed: {exc}")
-    order = ("table1", "table1_diff", "table2", "table2_diff", "baselines", "protocol", "risk")
+    tables["budget"], budget_plots = curve_tables(df, "budget", ("tU", "rU"), report)
+    tables["learning_curve"], curve_plots = curve_tables(df, "learning_curve", ("tU", "rU"), report)
+    order = ("table1", "table1_diff", "table2", "table2_diff", "baselines", "protocol", "risk",
+             "budget", "learning_curve")
     report.tables = tables = {k: tables[k] for k in order}
     fronts = frontier_data(df, results, frontier_view)
     tables["frontier"] = frontier_tables(fronts, tuple(budgets), report)
@@ -173,6 +177,13 @@ def build_leaderboards(
             figures.append((
                 f"draw histogram {h['router']} on {h['column']}"
                 + (f" ({h['setting']})" if n_groups > 1 else ""), path))
+        for kind, todo in (("budget", budget_plots), ("learning_curve", curve_plots)):
+            for c in todo:
+                path = out_dir / safe_name(
+                    f"{kind}_{c['metric']}_{c['column']}_{c['router']}_{slug(('lam', 'beta', 'norm'), c['key'][:3])}.png"
+                )
+                plot_curves(c["series"], path, title=c["title"], xlabel=c["xlabel"], ylabel=f"test {c['metric']}")
+                figures.append((f"{c['title']} ({c['setting']})", path))
         report.files.extend(p for _, p in figures)
 
     report.text = readme_text(report, paths, figures)

@@ -25,9 +25,11 @@ ROUTER_ORDER = ("mlp", "knn", "embedllm", "mirt", "rm_softmax", "graphrouter", "
 DATASET_ORDER = ("gpqa", "math-500", "drop-800", "gpqa_like", "math_like", "drop_like")
 #: Protocol row order (rewrites x decodes).
 PROTOCOL_ORDER = ("1x1", "1x5", "3x3", "5x1", "5x5", "full")
-#: Setting fields that define a table group (the dataset is the table's column).
-GROUP_FIELDS = ("lam", "beta", "norm", "protocol")
-_FIELD_NAMES = {"lam": "lambda", "beta": "beta", "norm": "cost norm", "protocol": "protocol"}
+#: Setting fields that define a table group (the dataset is the table's column). ``train`` is
+#: the training-set size asked for (``all``, ``n=<queries>`` or ``B=<generations per model>``).
+GROUP_FIELDS = ("lam", "beta", "norm", "protocol", "train")
+_FIELD_NAMES = {"lam": "lambda", "beta": "beta", "norm": "cost norm", "protocol": "protocol",
+                "train": "training set"}
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -87,13 +89,26 @@ def row_label(router: str, mode: str) -> str:
 
 
 def describe(fields: tuple[str, ...], key: tuple) -> str:
-    """``lambda=0.05, beta=0.0, ...`` for the values ``key`` of setting ``fields``."""
-    return ", ".join(f"{_FIELD_NAMES[f]}={v}" for f, v in zip(fields, key))
+    """``lambda=0.05, beta=0.0, ...`` for the values ``key`` of setting ``fields`` (a training
+    set of ``all`` queries, the default, is not mentioned)."""
+    return ", ".join(
+        f"{_FIELD_NAMES[f]}={v}" for f, v in zip(fields, key) if not (f == "train" and v == "all")
+    )
 
 
 def slug(fields: tuple[str, ...], key: tuple) -> str:
-    short = {"lam": "lam", "beta": "beta", "norm": "", "protocol": ""}
-    return "_".join(f"{short[f]}{v}" for f, v in zip(fields, key))
+    short = {"lam": "lam", "beta": "beta", "norm": "", "protocol": "", "train": ""}
+    return "_".join(f"{short[f]}{v}" for f, v in zip(fields, key) if not (f == "train" and v == "all"))
+
+
+def train_label(training: dict[str, Any] | None) -> str:
+    """``all``, ``n=<queries>`` or ``B=<generations per model>`` from a run's ``training``."""
+    t = training or {}
+    if t.get("budget_per_model") is not None:
+        return f"B={t['budget_per_model']}"
+    if t.get("n_queries_asked") is not None:
+        return f"n={t['n_queries_asked']}"
+    return "all"
 
 
 def _features_name(res: dict[str, Any]) -> str | None:
@@ -122,6 +137,7 @@ def records_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
             "beta": float(c["beta"]),
             "norm": str(c["norm"]),
             "protocol": protocol_label(res.get("protocol")),
+            "train": train_label(res.get("training")),
             "seed": res.get("seed"),
             "n_draws": int(res.get("n_draws") or 1),
             "features": _features_name(res),

@@ -27,6 +27,8 @@ TITLES = {
     "protocol": "Protocol study",
     "risk": "Risk weight study",
     "frontier": "Cost-quality frontier",
+    "budget": "Equal training-generation budget",
+    "learning_curve": "Learning curves",
 }
 LEGEND = (
     "rU / dU: mean utility q - lambda * c~ of the chosen model on the rewrite / decoding test "

@@ -593,3 +593,70 @@ def comparison_tables(
         out.append(Table(kind, f"{mode_a} - {mode_b}", describe(GROUP_FIELDS, key), frame,
                          heading + "\n\n" + md_table(header, md_rows)))
     return out
+
+
+# ---------------------------------------------------------- budget and learning curves
+def _arm_label(mode: str, protocol: str) -> str:
+    return mode if protocol == "full" else f"{mode} {protocol}"
+
+
+def curve_tables(
+    df: pd.DataFrame, kind: str, metrics: tuple[str, ...], report: Report
+) -> tuple[list[Table], list[dict[str, Any]]]:
+    """Budget (``kind="budget"``: runs with a generation budget, one line per supervision arm
+    mode x protocol, x = budget per model) or learning-curve tables (``kind="learning_curve"``:
+    runs on the first n training queries, one line per mode, x = n), per cost setting, dataset
+    and router; one table per metric, cells aggregated over seeds like every other cell.
+    Returns the tables and the plot series ``{label: (x, mean, low, high)}`` of each."""
+    prefix = "B=" if kind == "budget" else "n="
+    sub = df[df["train"].str.startswith(prefix)]
+    if sub.empty:
+        return [], []
+    sub = sub.assign(
+        x=sub["train"].str[len(prefix):].astype(int),
+        line=[_arm_label(m, p) if kind == "budget" else m for m, p in zip(sub["mode"], sub["protocol"])],
+    )
+    fields = ("lam", "beta", "norm") if kind == "budget" else ("lam", "beta", "norm", "protocol")
+    xname = "budget (generations per model)" if kind == "budget" else "training queries"
+    row_key = "arm" if kind == "budget" else "supervision"
+    tables, plots = [], []
+    for key, g in groups(sub, fields):
+        setting = describe(fields, key)
+        for col in columns(g):
+            for router in ordered(g[g["column"] == col]["router"], ROUTER_ORDER):
+                rs = g[(g["column"] == col) & (g["router"] == router)]
+                xs = sorted(set(rs["x"]))
+                lines = ordered(rs["line"], tuple(_arm_label(m, p) for m in MODE_ORDER for p in PROTOCOL_ORDER))
+                for m in metrics:
+                    if m not in rs or rs[m].isna().all():
+                        continue
+                    frame_rows, md_rows, series = [], [], {}
+                    for line in lines:
+                        frow: dict[str, Any] = {"setting": setting, "dataset": col, "router": router,
+                                                "metric": m, row_key: line}
+                        md = [line]
+                        pts = []
+                        for x in xs:
+                            cs = rs[(rs["line"] == line) & (rs["x"] == x)]
+                            c = cell(cs, m)
+                            if c is None:
+                                report.missing.append(f"{kind} [{setting}] {col} {router}: {line} has no run at {x}")
+                            frow[f"{x}"] = np.nan if c is None else c["mean"]
+                            frow[f"{x} low"] = np.nan if c is None else c["low"]
+                            frow[f"{x} high"] = np.nan if c is None else c["high"]
+                            frow[f"{x} runs"] = 0 if c is None else c["runs"]
+                            if kind == "budget" and not cs.empty:
+                                frow[f"{x} generations"] = float(cs["generations"].iloc[0])
+                                frow[f"{x} queries"] = int(cs["train_queries"].iloc[0])
+                            md.append(fmt_cell(c))
+                            pts.append((x, np.nan, np.nan, np.nan) if c is None else (x, c["mean"], c["low"], c["high"]))
+                        frame_rows.append(frow)
+                        md_rows.append(md)
+                        series[line] = tuple(np.array(v, dtype=float) for v in zip(*pts))
+                    title = f"{'Equal budget' if kind == 'budget' else 'Learning curve'}: {m}, {router} on {col}"
+                    header = [row_key] + [f"{prefix}{x}" for x in xs]
+                    text = f"**{title}** ({setting})\n\n" + md_table(header, md_rows)
+                    tables.append(Table(kind, title, setting, pd.DataFrame(frame_rows), text))
+                    plots.append({"key": key, "column": col, "router": router, "metric": m,
+                                  "series": series, "title": title, "xlabel": xname, "setting": setting})
+    return tables, plots
