@@ -71,7 +71,7 @@ def test_every_budget_arm_uses_exactly_b_generations(tmp_path):
     arms = {"single_shot": budget, "dars_1x5": 9, "dars_5x1": 9, "dars_3x3": 5}
     runs = {}
     for arm, n_queries in arms.items():
-        res = _run(tmp_path / arm, cache, [f"+arm={arm}", f"train.budget={budget}"])
+        res = _run(tmp_path / arm, cache, [f"arm={arm}", f"train.budget={budget}"])
         runs[arm] = res
         tr = res["training"]
         assert tr["n_queries"] == n_queries
@@ -89,7 +89,7 @@ def test_every_budget_arm_uses_exactly_b_generations(tmp_path):
     assert int(block.present.sum()) == budget * data.n_models
     # 5 x 5 needs 45 / 25 queries: not a whole number, an error rather than a rounding.
     with pytest.raises(ValueError, match="not a whole number"):
-        _run(tmp_path / "bad", cache, ["+arm=dars_5x5", f"train.budget={budget}"])
+        _run(tmp_path / "bad", cache, ["arm=dars_5x5", f"train.budget={budget}"])
     rep = L.build_leaderboards([tmp_path / a for a in arms], tmp_path / "lb", plots=True)
     tabs = rep.tables["budget"]
     tu = next(t for t in tabs if ": tU," in t.title).frame.set_index("arm")
