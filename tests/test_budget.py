@@ -97,6 +97,12 @@ def test_every_budget_arm_uses_exactly_b_generations(tmp_path):
     assert tu.loc["dars 3x3", "45 generations"] == 45 and tu.loc["dars 3x3", "45 queries"] == 5
     assert tu.loc["single_shot", "45 low"] == runs["single_shot"]["metrics"]["tU"]["ci"][0]
     assert any(p.name.startswith("budget_tU_") for p in rep.files)
+    # Paired differences at equal budget: each arm minus single_shot on the same test queries.
+    (d,) = rep.tables["budget_diff"]
+    row = d.frame.set_index("arm").loc["dars 3x3"]
+    want = runs["dars_3x3"]["metrics"]["tU"]["mean"] - runs["single_shot"]["metrics"]["tU"]["mean"]
+    assert row["diff"] == pytest.approx(want, abs=1e-12) and row["low"] <= row["diff"] <= row["high"]
+    assert len(d.frame) == 3 and (d.frame["correction"] == "holm").all()
 
 
 def test_learning_curve_uses_the_first_n_training_queries(tmp_path):

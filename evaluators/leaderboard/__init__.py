@@ -33,6 +33,7 @@ from evaluators.leaderboard.render import (
 from evaluators.leaderboard.tables import (
     TABLE1_MODES,
     baseline_table,
+    budget_comparisons,
     comparison_tables,
     curve_tables,
     draw_histograms,
@@ -141,9 +142,10 @@ def build_leaderboards(
             except (FileNotFoundError, ValueError) as exc:
                 report.notes.append(f"paired comparison {a} - {b} not computed: {exc}")
     tables["budget"], budget_plots = curve_tables(df, "budget", ("tU", "rU"), report)
+    tables["budget_diff"] = budget_comparisons(df, results, report, correction=correction, resamples_n=resamples)
     tables["learning_curve"], curve_plots = curve_tables(df, "learning_curve", ("tU", "rU"), report)
     order = ("table1", "table1_diff", "table2", "table2_diff", "baselines", "protocol", "risk",
-             "budget", "learning_curve")
+             "budget", "budget_diff", "learning_curve")
     report.tables = tables = {k: tables[k] for k in order}
     fronts = frontier_data(df, results, frontier_view)
     tables["frontier"] = frontier_tables(fronts, tuple(budgets), report)

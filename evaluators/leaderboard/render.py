@@ -28,6 +28,7 @@ TITLES = {
     "risk": "Risk weight study",
     "frontier": "Cost-quality frontier",
     "budget": "Equal training-generation budget",
+    "budget_diff": "Equal budget: paired differences against single-shot",
     "learning_curve": "Learning curves",
 }
 LEGEND = (

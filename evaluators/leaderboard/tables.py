@@ -660,3 +660,58 @@ def curve_tables(
                     plots.append({"key": key, "column": col, "router": router, "metric": m,
                                   "series": series, "title": title, "xlabel": xname, "setting": setting})
     return tables, plots
+
+
+def budget_comparisons(
+    df: pd.DataFrame, results: list[dict[str, Any]], report: Report, *, metric: str = "tU",
+    reference: str = "single_shot", correction: str = "holm", alpha: float = 0.05,
+    resamples_n: int | None = None,
+) -> list[Table]:
+    """At each budget: every arm minus the ``reference`` arm on ``metric``, paired over the same
+    test queries (and the reference's draws), per cost setting, dataset and router; the
+    correction runs over every cell of the table (arms x budgets)."""
+    sub = df[df["train"].str.startswith("B=")]
+    if sub.empty or metric not in sub:
+        return []
+    sub = sub.assign(x=sub["train"].str[2:].astype(int),
+                     line=[_arm_label(m, p) for m, p in zip(sub["mode"], sub["protocol"])])
+    fields = ("lam", "beta", "norm")
+    out = []
+    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for key, g in groups(sub, fields):
+        setting = describe(fields, key)
+        for col in columns(g):
+            for router in ordered(g[g["column"] == col]["router"], ROUTER_ORDER):
+                rs = g[(g["column"] == col) & (g["router"] == router)]
+                xs = sorted(set(rs["x"]))
+                lines = [ln for ln in ordered(rs["line"], ()) if ln != reference]
+                rows = []
+                for line in lines:
+                    for x in xs:
+                        at = rs[rs["x"] == x]
+                        pairs = _pair_runs(at[at["line"] == line], at[at["line"] == reference])
+                        r = paired_comparison(results, pairs, metric, cache, resamples_n) if pairs else None
+                        if r is not None:
+                            rows.append({"setting": setting, "dataset": col, "router": router, "metric": metric,
+                                         "arm": line, "budget": x, "reference": reference, **r})
+                if not rows:
+                    continue
+                frame = pd.DataFrame(rows)
+                frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
+                frame["significant"] = frame["p_adjusted"] < alpha
+                frame["correction"] = correction
+                md_rows = []
+                for line in lines:
+                    md = [line]
+                    for x in xs:
+                        hit = frame[(frame["arm"] == line) & (frame["budget"] == x)]
+                        md.append(MISSING if hit.empty else fmt_diff(
+                            hit["diff"].iloc[0], hit["low"].iloc[0], hit["high"].iloc[0], hit["p"].iloc[0],
+                            bool(hit["significant"].iloc[0])))
+                    md_rows.append(md)
+                name = "Holm" if correction == "holm" else "Benjamini-Hochberg"
+                title = f"Equal budget, paired: {metric} of each arm minus {reference}, {router} on {col}"
+                text = (f"**{title}** ({setting}; * : adjusted p < {alpha:g}, {name} over the "
+                        f"{len(frame)} cells)\n\n" + md_table(["arm"] + [f"B={x}" for x in xs], md_rows))
+                out.append(Table("budget_diff", title, setting, frame, text))
+    return out
