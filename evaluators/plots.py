@@ -222,12 +222,16 @@ def plot_curves(
     """One line per series with 95% interval bars (budget and learning curves).
 
     ``series``: ``{label: (x[K], mean[K], low[K], high[K])}``; points with a non-finite mean
-    are not drawn; a non-finite bound draws the point without its bar.
+    are not drawn; a non-finite bound draws the point without its bar. The series are dodged
+    by a few percent along x so that their bars do not hide each other; the ticks are the x
+    values themselves.
     """
     if not series:
         raise ValueError("plot_curves: nothing to plot")
     fig = _new_figure(6.8, 4.4)
     ax = fig.add_subplot(1, 1, 1)
+    ticks: set[float] = set()
+    n = len(series)
     for i, (label, values) in enumerate(series.items()):
         try:
             x, y, lo, hi = (np.asarray(v, dtype=float).ravel() for v in values)
@@ -239,9 +243,15 @@ def plot_curves(
         order = np.argsort(x[ok])
         x, y, lo, hi = (a[ok][order] for a in (x, y, lo, hi))
         err = np.vstack([np.where(np.isfinite(lo), y - lo, 0.0), np.where(np.isfinite(hi), hi - y, 0.0)])
-        ax.errorbar(x, y, yerr=err, color=f"C{i % 10}", marker="o", markersize=4, capsize=3, label=label)
+        ticks.update(x.tolist())
+        dodge = 1.0 + 0.025 * (i - (n - 1) / 2) if logx else 1.0
+        ax.errorbar(x * dodge, y, yerr=err, color=f"C{i % 10}", marker="o", markersize=4, capsize=3,
+                    label=label)
     if logx:
         ax.set_xscale("log")
+    ax.set_xticks(sorted(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in sorted(ticks)])
+    ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
                    help="frontier points: mean of the two test views (default), rewrite or decoding view")
     p.add_argument("--hist-metric", default="rU", help="metric of the draw histograms (default rU)")
     p.add_argument("--no-plots", action="store_true", help="write tables only")
+    p.add_argument("--plot-kinds", type=_names, default=None,
+                   help="draw only these figures: frontier,hist,budget,learning_curve (default all)")
     p.add_argument("--compare", type=_names, action="append", default=[],
                    help="extra paired comparison of two supervision modes A,B (A - B); repeatable")
     p.add_argument("--correction", choices=("holm", "bh"), default="holm",
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     report = build_leaderboards(
         args.paths, args.out, metrics=args.metrics, budgets=args.budgets,
         frontier_view=args.frontier_view, hist_metric=args.hist_metric, header=header,
-        plots=not args.no_plots, compare=[tuple(c) for c in args.compare],
+        plots=False if args.no_plots else (args.plot_kinds or True), compare=[tuple(c) for c in args.compare],
         correction=args.correction, resamples=args.resamples,
     )
     if report.n_results == 0:

@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rU", "dU")
+#: Figure kinds :func:`build_leaderboards` can draw.
+PLOT_KINDS = ("frontier", "hist", "budget", "learning_curve")
 #: Mean normalised cost budgets of the frontier table.
 DEFAULT_BUDGETS = (0.02, 0.05, 0.1, 0.2)
 
@@ -79,7 +81,7 @@ def build_leaderboards(
     frontier_view: str = "mean",
     hist_metric: str = "rU",
     header: Iterable[str] = (),
-    plots: bool = True,
+    plots: bool | Iterable[str] = True,
     compare: Iterable[tuple[str, str]] = (),
     correction: str = "holm",
     resamples: int | None = None,
@@ -93,7 +95,9 @@ def build_leaderboards(
     Paired comparisons (``table1_diff``: dars - single_shot per router; ``table2_diff``: every
     ablated mode against dars, and the ``compare`` pairs ``(a, b)``) read the per-query values
     of the runs' decisions files; ``correction`` (``holm`` or ``bh``) is applied per table and
-    ``resamples`` overrides the bootstrap resamples recorded in the runs.
+    ``resamples`` overrides the bootstrap resamples recorded in the runs. ``plots``: True (every
+    figure), False (none) or the kinds to draw among ``frontier``, ``hist``, ``budget`` and
+    ``learning_curve``.
     ``header`` lines go first in every text file (markdown comments / ``#`` lines in CSV; read
     the CSVs with ``pandas.read_csv(path, comment="#")``).
     """
@@ -158,18 +162,21 @@ def build_leaderboards(
     report.files.append(write_csv(out_dir / "leaderboard.csv", long, header))
 
     figures: list[tuple[str, Path]] = []
-    if plots:
+    kinds = set(PLOT_KINDS) if plots is True else set() if plots is False else set(plots)
+    if kinds - set(PLOT_KINDS):
+        raise ValueError(f"unknown plot kinds {sorted(kinds - set(PLOT_KINDS))}; choose from {PLOT_KINDS}")
+    if kinds:
         def suffix(key: tuple) -> str:
             return "_" + slug(GROUP_FIELDS, key) if n_groups > 1 else ""
 
-        for fr in fronts:
+        for fr in fronts if "frontier" in kinds else []:
             path = out_dir / safe_name(f"frontier_{fr['column']}{suffix(fr['group'])}.png")
             plot_frontier(
                 dict(fr["curves"]), fr["fixed"], path,
                 title=f"{fr['column']}: cost vs quality over the lambda grid (view={fr['view']})",
             )
             figures.append((f"frontier {fr['column']}" + (f" ({fr['setting']})" if n_groups > 1 else ""), path))
-        for h in hists:
+        for h in hists if "hist" in kinds else []:
             path = out_dir / safe_name(f"hist_{h['column']}_{h['router']}{suffix(h['group'])}.png")
             plot_draw_histogram(
                 h["values"], path, dars_value=h["dars"],
@@ -180,7 +187,7 @@ def build_leaderboards(
                 f"draw histogram {h['router']} on {h['column']}"
                 + (f" ({h['setting']})" if n_groups > 1 else ""), path))
         for kind, todo in (("budget", budget_plots), ("learning_curve", curve_plots)):
-            for c in todo:
+            for c in todo if kind in kinds else []:
                 path = out_dir / safe_name(
                     f"{kind}_{c['metric']}_{c['column']}_{c['router']}_{slug(('lam', 'beta', 'norm'), c['key'][:3])}.png"
                 )
