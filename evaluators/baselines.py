@@ -35,7 +35,7 @@ def evaluate_policy(
 def baseline_results(
     data: DarsDataset, stats: dict[str, M.ViewStats], lam: float, beta: float
 ) -> dict[str, dict[str, Any]]:
-    """oracle, best_fixed, random, cheapest and largest on every view (SPEC §5)."""
+    """oracle, best_fixed, random, cheapest and largest on every view (docs/spec.md §5)."""
     models = list(data.models)
     out: dict[str, dict[str, Any]] = {}
     per_view: dict[str, dict[str, dict]] = {"oracle": {}, "best_fixed": {}, "random": {}}

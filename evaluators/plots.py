@@ -1,17 +1,6 @@
-"""Figures of the diagnostics and the cost-quality trade-off (the only module importing matplotlib).
-
-Pure data in, PNG out. Every figure is drawn on its own ``Figure`` with the Agg canvas (no
-pyplot, no global backend switch, safe in worker processes) and written atomically: to a
-temporary file in the target folder, then renamed into place with ``os.replace``.
-
-Inputs are the plain outputs of :mod:`evaluators.diagnostics` and :mod:`evaluators.frontier`:
-
-* ``plot_instability`` / ``plot_variance`` take ``{dataset: diagnose(...) dict}``;
-* ``plot_draw_histogram`` takes the per-draw test utilities of the single-shot routers;
-* ``plot_curves`` takes ``{label: (x, mean, low, high)}`` (budget and learning curves);
-* ``plot_frontier`` takes ``{router: (cost[L], quality[L])}`` sweep points and
-  ``{model: (cost, quality)}`` fixed-model points.
-"""
+"""Figures (the only module importing matplotlib): diagnostics bars, draw histograms, frontier
+and budget / learning curves. Each is drawn on its own Agg ``Figure`` (no pyplot) and written
+atomically. Inputs and figures: docs/analyses.md, section 3."""
 
 from __future__ import annotations
 
