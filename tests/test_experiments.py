@@ -21,6 +21,10 @@ EXPECTED = {
     "risk": {"cost.beta": "0,0.05,0.1,0.2,0.3,0.5", "supervision": "dars", "router": "knn",
              "dataset": DATASETS},
     "frontier": {"router": "glob(*)", "supervision": "single_shot,dars", "dataset": DATASETS},
+    "budget": {"arm": "single_shot,dars_1x5,dars_5x1,dars_3x3,dars_5x5", "train.budget": "225,450,900",
+               "router": "knn", "dataset": DATASETS},
+    "learning_curve": {"train.n_queries": "25,50,100,200,400", "supervision": "single_shot,dars",
+                       "router": "knn", "dataset": DATASETS},
 }
 
 
@@ -40,7 +44,7 @@ def test_experiment_composes_with_its_sweep(name):
     assert params == EXPECTED[name]
     # Every value the sweep names is an option of its group (or a valid value).
     for key, value in params.items():
-        if key in ("router", "supervision", "dataset", "protocol") and value != "glob(*)":
+        if key in ("router", "supervision", "dataset", "protocol", "arm") and value != "glob(*)":
             for v in value.split(","):
                 if key == "router" and v not in _options("router"):
                     pytest.skip(f"conf/router/{v}.yaml is not there yet (another engineer's router)")

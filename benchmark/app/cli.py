@@ -45,6 +45,10 @@ def build_spec(cfg: DictConfig, router_name: str) -> CellSpec:
         cache_dir=Path(os.path.expanduser(str(cfg.cache_dir))),
         decisions_format=str(cfg.decisions_format),
         save_router=bool(cfg.save_router),
+        n_train_queries=cfg.train.n_queries,
+        train_budget=cfg.train.budget,
+        bootstrap_resamples=int(cfg.bootstrap.resamples),
+        bootstrap_seed=int(cfg.bootstrap.seed),
     )
 
 
