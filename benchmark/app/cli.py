@@ -87,7 +87,7 @@ def run_from_config(
     try:
         where = None if cell is None else {k: cell[k] for k in ("folder", "overrides", "label")}
         results = run_cell(spec, out_dir, config=resolved, data=data,
-                           extra={"fingerprint": fp, "cell": where})
+                           extra={"fingerprint": fp, "cell": where, "threads": threads})
         logger.log_results(results, out_dir)
     finally:
         logger.finish()
@@ -120,6 +120,7 @@ def main(cfg: DictConfig) -> float | None:
                                   before_run=lambda: save_hydra_files(cfg, out_dir))
         S.clear_error(out_dir)
     except DataError as err:
+        save_hydra_files(cfg, out_dir)
         S.write_error(out_dir, err, cell)
         # Bad input data: the message names file, line and field; a traceback adds nothing.
         print(f"darsbench: bad data: {err}", file=sys.stderr)
@@ -127,6 +128,7 @@ def main(cfg: DictConfig) -> float | None:
             return None
         sys.exit(2)
     except Exception as err:
+        save_hydra_files(cfg, out_dir)
         S.write_error(out_dir, err, cell)
         if not multirun:
             raise

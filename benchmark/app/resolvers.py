@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 MAX_NAME = 160
 
 _STAMP: list[str] = []
-_UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]+")
+_UNSAFE = re.compile(r"[/\\\x00-\x1f]+")
 
 
 def run_stamp() -> str:
@@ -30,8 +30,8 @@ def run_stamp() -> str:
 
 
 def safe_name(text: str) -> str:
-    """One folder name from override values: runs of characters other than letters, digits and
-    ``._,=+@-`` become ``_`` (an absolute ``dataset.data_dir`` no longer nests folders); a name
+    """One folder name from override values: path separators and control characters become
+    ``_`` (an absolute ``dataset.data_dir`` no longer nests folders); a name
     longer than :data:`MAX_NAME` keeps its start and gets a hash of the whole text."""
     text = str(text)
     name = _UNSAFE.sub("_", text).strip("_") if text else ""
