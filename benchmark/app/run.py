@@ -21,6 +21,7 @@ import pandas as pd
 
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
+from benchmark.features import compute_features
 from evaluators import metrics as M
 from evaluators import uncertainty as U
 from evaluators.baselines import (
@@ -107,13 +108,20 @@ def decisions_frame(
     return pd.DataFrame(cols)
 
 
-def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[str, Any]:
-    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``."""
+def run_cell(
+    spec: CellSpec, out_dir: Path, config: dict | None = None, *,
+    data: DarsDataset | None = None, extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``.
+
+    ``data``: the source's dataset when already loaded (raw costs); ``extra``: more top-level
+    entries of results.json (the sweep's fingerprint and cell, benchmark/app/sweep.py).
+    """
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    raw = spec.source.load(spec.cache_dir)
+    raw = data if data is not None else spec.source.load(spec.cache_dir)
     data = normalise_costs(raw, spec.cost_norm)
     timings["load"] = time.perf_counter() - t0
 
@@ -129,8 +137,6 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["targets"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from benchmark.features import compute_features
-
     X_train, X_test = compute_features(
         spec.featurizer,
         train_texts,
@@ -218,6 +224,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "timings_s": timings,
         "versions": package_versions(),
         "config": config,
+        **(extra or {}),
     }
     decisions = decisions_frame(data, decision, per_query)
     fmt = spec.decisions_format
