@@ -21,7 +21,7 @@ from routers.base import Router
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 #: Groups a user picks from (conf/common holds shared blocks, conf/collect is not a Hydra group).
-GROUPS = ("cost", "dataset", "experiment", "features", "logger", "paths", "protocol", "router", "supervision")
+GROUPS = ("arm", "cost", "dataset", "experiment", "features", "logger", "paths", "protocol", "router", "supervision")
 MODES = ("single_shot", "input_only", "output_only", "dars_no_risk", "dars_rewrite_risk",
          "dars_decode_risk", "dars")
 ROUTERS = ("knn", "mlp", "embedllm", "mirt", "rm_softmax", "graphrouter", "avengers_pro")
@@ -95,6 +95,11 @@ def test_config_composes_and_instantiates(group, option):
         assert node.output_dir and node.multirun_dir and cfg.cache_dir == node.cache_dir
     elif group == "experiment":
         assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweeper.params
+    elif group == "arm":
+        mode, _, grid = option.partition("_")
+        assert cfg.supervision.mode == ("single_shot" if option == "single_shot" else mode)
+        want = (None, None) if option == "single_shot" else tuple(int(x) for x in grid.split("x"))
+        assert (cfg.protocol.n_rewrites, cfg.protocol.n_decodes) == want
 
 
 def test_supervision_and_dataset_files_share_their_blocks():
