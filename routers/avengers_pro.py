@@ -27,9 +27,15 @@ import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.cluster import KMeans
 
-from routers.base import SharedDrawsRouter, check_features
-from routers.knn import stack_targets, target_means, warn_fallback
+from routers.base import (
+    SharedDrawsRouter,
+    check_features,
+    stack_targets,
+    target_means,
+    warn_fallback,
+)
 from supervision.modes import Targets
 
 
@@ -50,29 +56,27 @@ class AvengersProRouter(SharedDrawsRouter):
         for name, value in params.items():
             if int(value) < 1:
                 raise ValueError(f"avengers_pro: {name} must be >= 1, got {value}")
-        self.n_clusters = int(n_clusters)
-        self.n_init = int(n_init)
-        self.max_iter = int(max_iter)
-        self.top_k = int(top_k)
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.top_k = top_k
 
     # ------------------------------------------------------------------ fitting
     def _fit_all(self, X: Any, values: np.ndarray, seed: int) -> None:
         """Cluster ``X`` once and store cluster means of ``values`` ``[3, D, Q, M]``."""
-        from sklearn.cluster import KMeans
-
         X = check_features(X, where="avengers_pro.fit")
         n_train = X.shape[0]
         if n_train == 0:
             raise ValueError("avengers_pro.fit: no training queries")
-        if self.n_clusters > n_train:
+        if int(self.n_clusters) > n_train:
             warnings.warn(
                 f"avengers_pro: n_clusters={self.n_clusters} exceeds the {n_train} training "
                 f"queries; using {n_train} clusters",
                 stacklevel=4,
             )
-        n_clusters = min(self.n_clusters, n_train)
+        n_clusters = min(int(self.n_clusters), n_train)
         self.kmeans_ = KMeans(
-            n_clusters=n_clusters, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
+            n_clusters=n_clusters, n_init=int(self.n_init), max_iter=int(self.max_iter), random_state=seed
         ).fit(X)
         self.n_features_in_ = X.shape[1]
         labels = self.kmeans_.labels_
@@ -80,13 +84,13 @@ class AvengersProRouter(SharedDrawsRouter):
         onehot[np.arange(n_train), labels] = 1.0
         self.cluster_sizes_ = onehot.sum(axis=0).astype(np.int64)
         n_nonempty = int((self.cluster_sizes_ > 0).sum())
-        if self.top_k > n_nonempty:
+        if int(self.top_k) > n_nonempty:
             warnings.warn(
                 f"avengers_pro: top_k={self.top_k} exceeds the {n_nonempty} non-empty clusters; "
                 f"using top_k={n_nonempty}",
                 stacklevel=4,
             )
-        self.top_k_ = min(self.top_k, n_nonempty)
+        self.top_k_ = min(int(self.top_k), n_nonempty)
         finite = np.isfinite(values)
         sums = np.einsum("qc,tdqm->tdcm", onehot, np.where(finite, values, 0.0))
         counts = np.einsum("qc,tdqm->tdcm", onehot, finite.astype(np.float64))

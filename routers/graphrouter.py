@@ -28,7 +28,7 @@ prediction does not depend on the other test queries, and no test label is used 
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -39,12 +39,13 @@ with warnings.catch_warnings():
     from torch_geometric.nn import SAGEConv
 
 from routers.base import Signals
-from routers.mirt import mlp
 from routers.neural import (
     DrawNet,
-    NeuralRouter,
+    NeuralSignalRouter,
+    TrainingConfig,
     encode_rows,
     masked_column_means,
+    mlp,
     pair_examples,
     stacked_targets,
     to_numpy,
@@ -182,50 +183,37 @@ class GraphNet(DrawNet):
         return self.edge_outputs(h, q_nodes, m_nodes).reshape(n_t, n_m, len(SIGNALS))
 
 
-class GraphRouter(NeuralRouter):
+class GraphRouter(NeuralSignalRouter):
     """GraphRouter: SAGEConv message passing on the query-model graph + an edge MLP.
 
     Args:
         dim: node state dimension: query projection and model embeddings (SPEC: 128).
         n_layers: number of SAGEConv layers (2).
         edge_hidden: hidden sizes of the edge MLP (SPEC: (256, 128)).
-        epochs, batch_size, lr: Adam schedule over supervised edges (SPEC: 50, 256, 1e-3).
-        early_stopping, val_fraction, patience, batch_draws, n_jobs: see
-            :class:`routers.neural.NeuralRouter`.
+        training: :class:`routers.neural.TrainingConfig`; default 50 epochs,
+            batch 256 supervised edges, Adam 1e-3.
     """
+
+    default_training = TrainingConfig(epochs=50)
 
     def __init__(
         self,
         dim: int = 128,
         n_layers: int = 2,
         edge_hidden: Sequence[int] = (256, 128),
-        epochs: int = 50,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        early_stopping: bool = False,
-        val_fraction: float = 0.1,
-        patience: int = 5,
-        batch_draws: bool = True,
-        n_jobs: int = 1,
+        training: TrainingConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        self.dim = int(dim)
-        self.n_layers = int(n_layers)
-        self.edge_hidden = tuple(int(h) for h in edge_hidden)
-        if self.n_layers < 1:
+        if int(n_layers) < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self._set_training(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            early_stopping=early_stopping,
-            val_fraction=val_fraction,
-            patience=patience,
-            batch_draws=batch_draws,
-            n_jobs=n_jobs,
-        )
+        self.dim = dim
+        self.n_layers = n_layers
+        self.edge_hidden = edge_hidden
+        self.training = training
 
     def _new_net(self, n_features: int, n_models: int) -> GraphNet:
-        return GraphNet(n_features, n_models, self.dim, self.n_layers, self.edge_hidden)
+        return GraphNet(
+            n_features, n_models, int(self.dim), int(self.n_layers), [int(h) for h in self.edge_hidden]
+        )
 
     def _draw_data(self, targets: Targets, beta: float) -> dict[str, torch.Tensor]:
         y, ok = stacked_targets(targets.mu_q, targets.mu_c, targets.sigma_q)

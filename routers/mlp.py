@@ -27,14 +27,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-from routers.base import Router, Signals, check_features, fill_missing_targets
+from routers.base import SignalRouter, Signals, check_features, fill_missing_targets
 from supervision.modes import Targets
 
 SIGNALS = ("mu_q", "mu_c", "sigma_q")
 
 
-class MLPRouter(Router):
+class MLPRouter(SignalRouter):
     """Three ``MLPRegressor`` heads (mu_q, mu_c, sigma_q) over standardised features.
 
     Args:
@@ -56,30 +60,27 @@ class MLPRouter(Router):
         max_iter: int = 800,
         n_jobs: int = 1,
     ) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.alpha = float(alpha)
-        self.lr = float(lr)
-        self.max_iter = int(max_iter)
-        self.n_jobs = int(n_jobs)
+        self.hidden = hidden
+        self.alpha = alpha
+        self.lr = lr
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+
+    def _draw_jobs(self) -> int:
+        return int(self.n_jobs)
 
     def _regressor(self, seed: int) -> Any:
-        from sklearn.neural_network import MLPRegressor
-
         return MLPRegressor(
-            hidden_layer_sizes=self.hidden,
+            hidden_layer_sizes=tuple(int(h) for h in self.hidden),
             activation="relu",
             solver="adam",
-            alpha=self.alpha,
-            learning_rate_init=self.lr,
-            max_iter=self.max_iter,
+            alpha=float(self.alpha),
+            learning_rate_init=float(self.lr),
+            max_iter=int(self.max_iter),
             random_state=seed,
         )
 
     def _fit_single(self, X: Any, targets: Targets, *, lam: float, beta: float, seed: int) -> None:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.preprocessing import StandardScaler
-        from threadpoolctl import threadpool_limits
-
         X = check_features(X, where="mlp.fit")
         self.n_features_in_ = X.shape[1]
         self.scaler_ = StandardScaler(with_mean=not sp.issparse(X))

@@ -519,7 +519,7 @@ def test_cache_hit_skips_parsing(data_dir: Path, tmp_path: Path, monkeypatch) ->
     def boom(*a, **k):
         raise AssertionError("parsed despite the cache")
 
-    monkeypatch.setattr(loader, "_parse_split", boom)
+    monkeypatch.setattr(loader, "parse_split", boom)
     warm = load(tmp_path)
     assert warm.source["from_cache"] is True
     assert warm.source["content_hash"] == cold.source["content_hash"]

@@ -102,7 +102,7 @@ class DiagnoseCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import json
 
-        from benchmark.app.diagnose import diagnostics_markdown, write_diagnostics
+        from evaluators.diagnostics_report import diagnostics_markdown, write_diagnostics
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():

@@ -22,7 +22,8 @@ import pandas as pd
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
 from evaluators import metrics as M
-from evaluators.frontier import route_sweep, sweep_points
+from evaluators.baselines import baseline_results, evaluate_policy
+from evaluators.frontier import frontier_points
 from supervision.modes import make_targets
 
 RESULTS_SCHEMA = "darsbench.results/1"
@@ -69,122 +70,13 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
     return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": int(v.size)}
 
 
-def evaluate_policy(
-    data: DarsDataset,
-    stats: dict[str, M.ViewStats],
-    choices: np.ndarray,
-    lam: float,
-    beta: float,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metrics ``rU, rQ, rC, dU, dQ, dC`` (+ ``tU, tQ, t_best`` on simulated data) and shares."""
-    values: dict[str, np.ndarray] = {}
-    shares: dict[str, np.ndarray] = {}
-    for prefix, vs in stats.items():
-        res = M.evaluate_choices(vs, choices, lam)
-        for k in M.VIEW_METRICS:
-            values[prefix + k] = res[k]
-        shares[prefix] = res["share"]
-    if data.test_truth is not None:
-        values.update(M.true_utility(data.test_truth, choices, lam, beta))
-    return values, shares
+def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
+    """Per-query decisions: query_id, draw, chosen model and the router's per-model outputs.
 
-
-def baseline_results(
-    data: DarsDataset, stats: dict[str, M.ViewStats], lam: float, beta: float
-) -> dict[str, dict[str, Any]]:
-    """oracle, best_fixed, random, cheapest and largest on every view (SPEC §5)."""
-    models = list(data.models)
-    out: dict[str, dict[str, Any]] = {}
-    per_view: dict[str, dict[str, dict]] = {"oracle": {}, "best_fixed": {}, "random": {}}
-    for prefix, vs in stats.items():
-        orc = M.evaluate_choices(vs, M.oracle_choices(vs, lam), lam)
-        bf_model = M.best_fixed_choice(vs, lam)
-        bf = M.evaluate_choices(vs, np.full(vs.q.shape[0], bf_model), lam)
-        rnd = M.random_metrics(vs, lam)
-        for name, res in (("oracle", orc), ("best_fixed", bf), ("random", rnd)):
-            for k in M.VIEW_METRICS:
-                per_view[name][prefix + k] = float(res[k])
-            per_view[name][prefix + "_share"] = dict(zip(models, map(float, res["share"])))
-        per_view["best_fixed"][prefix + "_model"] = models[bf_model]
-    out.update(per_view)
-    # Every fixed model's (quality, cost) on each view: the reference points of the frontier.
-    # One vectorised pass: policy j routes every query to model j.
-    n_test = data.test_queries.shape[0]
-    every_model = np.repeat(np.arange(len(models))[:, None], n_test, axis=1)  # [M, Q]
-    fixed_models: dict[str, dict[str, float]] = {m: {} for m in models}
-    for prefix, vs in stats.items():
-        res = M.evaluate_choices(vs, every_model, lam)
-        for k in M.VIEW_METRICS:
-            for j, m in enumerate(models):
-                fixed_models[m][prefix + k] = float(res[k][j])
-    out["fixed_models"] = fixed_models
-    # cheapest / largest are properties of the data, not of the supervision mode, protocol or
-    # seed: mean normalised cost over ALL training observations (the leaderboard shows one
-    # baseline row per setting, whichever cell it comes from).
-    mu_c_train = M.masked_mean(data.train.cost, data.train.present, (2, 3))
-    params = data.model_table["params_b"].to_numpy(float) if "params_b" in data.model_table else None
-    for name, m in (
-        ("cheapest", M.cheapest_choice(mu_c_train)),
-        ("largest", M.largest_choice(params, mu_c_train)),
-    ):
-        vals, shares = evaluate_policy(data, stats, np.full(n_test, m), lam, beta)
-        res = {k: float(v) for k, v in vals.items()}
-        res["model"] = models[m]
-        out[name] = res
-    if data.test_truth is not None:
-        truth = data.test_truth
-        best = M.true_oracle_choices(truth, lam, beta)
-        out["oracle"].update({k: float(v) for k, v in M.true_utility(truth, best, lam, beta).items()})
-        u = M.utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
-        t_fixed = int(M.select_models(u.mean(axis=0), truth.mu_c.mean(axis=0)))
-        tf = M.true_utility(truth, np.full(n_test, t_fixed), lam, beta)
-        out["best_fixed"].update({k: float(v) for k, v in tf.items()})
-        out["best_fixed"]["t_model"] = models[t_fixed]
-        out["random"]["tU"] = float(u.mean())
-        out["random"]["tQ"] = float(truth.mu_q.mean())
-    return out
-
-
-def frontier_points(
-    router: Any,
-    X_test: Any,
-    signals: Any | None,
-    stats: dict[str, M.ViewStats],
-    lams: list[float],
-    beta: float,
-) -> dict[str, Any] | None:
-    """Re-route under each lambda without retraining; (cost, quality) per view and lambda.
-
-    Routers that predict the three signals are re-scored from ``signals``; the others are asked
-    to route again at each lambda. For single-shot draws the points are averaged over draws.
+    ``decision.outputs`` names them: predicted ``mu_q``, ``mu_c``, ``sigma_q`` for a signal
+    router, routing ``score`` otherwise; one column ``<name>[<model>]`` per model.
     """
-    if not lams:
-        return None
-    out: dict[str, Any] = {"lams": [float(x) for x in lams]}
-    if signals is not None:
-        choices = route_sweep(signals, lams, beta)  # [L, (D,) Q]
-    else:
-        choices = np.stack([router.route(X_test, lam, beta) for lam in lams])
-    for prefix, vs in stats.items():
-        cost, qual = sweep_points(choices, vs.q, vs.c)  # [L] or [L, D]
-        if cost.ndim == 2:
-            cost, qual = cost.mean(axis=1), qual.mean(axis=1)
-        out[prefix + "C"] = cost.astype(float).tolist()
-        out[prefix + "Q"] = qual.astype(float).tolist()
-    return out
-
-
-def decisions_frame(
-    data: DarsDataset,
-    choices: np.ndarray,
-    signals: Any | None,
-    scores: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Per-query decisions: query_id, draw, chosen model and predicted signals per model.
-
-    Routers without signals (``rm_softmax``) give their per-model routing ``scores`` instead.
-    """
-    ch = np.atleast_2d(choices)  # [D, Q]
+    ch = np.atleast_2d(decision.choices)  # [D, Q]
     n_draws, n_q = ch.shape
     models = np.asarray(data.models)
     cols: dict[str, Any] = {
@@ -192,15 +84,10 @@ def decisions_frame(
         "draw": np.repeat(np.arange(n_draws), n_q),
         "chosen": models[ch.ravel()],
     }
-    if signals is not None:
-        for sig_name in ("mu_q", "mu_c", "sigma_q"):
-            arr = getattr(signals, sig_name).reshape(n_draws * n_q, -1)
-            for j, m in enumerate(models):
-                cols[f"{sig_name}[{m}]"] = arr[:, j]
-    if scores is not None:
-        arr = np.asarray(scores).reshape(n_draws * n_q, -1)
+    for name, values in decision.outputs.items():
+        arr = np.asarray(values).reshape(n_draws * n_q, -1)
         for j, m in enumerate(models):
-            cols[f"score[{m}]"] = arr[:, j]
+            cols[f"{name}[{m}]"] = arr[:, j]
     return pd.DataFrame(cols)
 
 
@@ -236,10 +123,8 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    signals = spec.router.predict(X_test) if getattr(spec.router, "predicts_signals", True) else None
-    choices = signals.select(spec.lam, beta_eff) if signals is not None else spec.router.route(
-        X_test, spec.lam, beta_eff
-    )
+    decision = spec.router.decide(X_test, spec.lam, beta_eff)
+    choices = decision.choices
     timings["route"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -251,7 +136,10 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         values["gap_" + key] = M.gap_closed(
             values[key], baselines["best_fixed"][key], baselines["oracle"][key]
         )
-    frontier = frontier_points(spec.router, X_test, signals, stats, spec.frontier_lams, beta_eff)
+    frontier = None
+    if spec.frontier_lams:
+        lam_choices = spec.router.route_grid(X_test, spec.frontier_lams, beta_eff, decision)  # [L, (D,) Q]
+        frontier = frontier_points(lam_choices, stats, spec.frontier_lams)
     timings["evaluate"] = time.perf_counter() - t
 
     models = list(data.models)
@@ -291,10 +179,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "versions": package_versions(),
         "config": config,
     }
-    scores = None
-    if signals is None and hasattr(spec.router, "scores"):
-        scores = spec.router.scores(X_test, spec.lam)
-    decisions = decisions_frame(data, choices, signals, scores)
+    decisions = decisions_frame(data, decision)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
     atomic_write_json(out_dir / "results.json", results)

@@ -6,11 +6,12 @@ returns a :class:`~benchmark.data.DarsDataset` with raw costs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark.data.dataset import DarsDataset
-from benchmark.data.loader import default_cache_dir
+from benchmark.data.loader import default_cache_dir, load_dars_dir
+from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated
 
 #: Datasets committed inside the package (``dataset=tinypool``).
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"
@@ -38,8 +39,6 @@ class DarsDirSource:
         return Path(self.data_dir).expanduser()
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.data.loader import load_dars_dir
-
         return load_dars_dir(self.resolve_dir(), self.name, cache_dir=cache_dir)
 
 
@@ -56,11 +55,7 @@ class SyntheticSource:
     seed: int = 0
     overrides: dict | None = None
 
-    def simulator_config(self):
-        from dataclasses import replace
-
-        from benchmark.data.simulator import PRESETS
-
+    def simulator_config(self) -> SimulatorConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown simulator preset {self.preset!r}; choose from {sorted(PRESETS)}")
         cfg = PRESETS[self.preset]
@@ -69,9 +64,6 @@ class SyntheticSource:
         return cfg
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.data.loader import load_dars_dir
-        from benchmark.data.simulator import ensure_simulated
-
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         data_dir = ensure_simulated(self.simulator_config(), root / "simulated", self.name, self.seed)
         return load_dars_dir(data_dir, self.name, cache_dir=cache_dir)
