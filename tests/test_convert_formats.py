@@ -15,6 +15,7 @@ import pytest
 from benchmark.app.convert import FORMATS, main
 from benchmark.data.importers.common import ConvertError
 from benchmark.data.importers.dcrouter import convert_dcrouter
+from benchmark.data.importers.llmrouterbench import convert_llmrouterbench
 from benchmark.data.importers.longtable import seeded_split
 from benchmark.data.importers.routerbench import convert_routerbench, export_routerbench, query_tasks
 from benchmark.data.importers.table import convert_table
@@ -202,3 +203,41 @@ def test_cli_help_lists_every_format_and_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "field 'nope': column not found" in err[0]
     assert main(["routerbench", "--src", str(RB), "--out", str(tmp_path), "--name", "rb"]) == 0
     assert "CANNOT KNOW" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------- LLMRouterBench
+LRB = FIX / "llmrouterbench" / "bench"
+
+
+def test_llmrouterbench_latest_run_real_costs_and_overlap(tmp_path):
+    rep = convert_llmrouterbench(LRB, tmp_path, name="lrb", test_fraction=0.25, seed=0)
+    assert rep.models == ["Deepseek-v3-0324", "GPT-5-chat", "Qwen3-235b-a22b-2507"]  # sorted folders
+    assert rep.n_train_queries == 6 and rep.n_test_queries == 2  # 1 of 4 per dataset
+    assert rep.duplicate_texts == 2  # "Find x if 2x = 10." in aime and gpqa
+    assert any("1 older result file" in c for c in rep.cannot_know)
+    rows = {(r["query_id"], r["model"]): r for r in _rows(rep.folder, "train") + _rows(rep.folder, "test")}
+    r = rows[("aime/1", "GPT-5-chat")]  # i = 1, j = 0: score (1 + 0) % 2 = 1 from the LATEST run (older has 0)
+    assert r["score"] == 1.0 and r["cost"] == pytest.approx(1e-3 * (21 + 100) / 100)
+    assert r["original_question"] == "What is 7 * 6?" and r["task_type"] == "aime"
+    r = rows[("gpqa/3", "Qwen3-235b-a22b-2507")]  # i = 3, j = 2: score 1, cost 5e-5 * (23 + 120) / 100
+    assert r["score"] == 1.0 and r["cost"] == pytest.approx(5e-5 * 143 / 100)
+    overlaps = {s: convert_llmrouterbench(LRB, tmp_path / f"s{s}", name="lrb", seed=s, test_fraction=0.5).train_test_overlap
+                for s in range(6)}
+    assert set(overlaps.values()) <= {0, 1} and 1 in overlaps.values()
+
+
+def test_llmrouterbench_missing_cost_and_bad_values(tmp_path):
+    bench = tmp_path / "bench"
+    shutil.copytree(LRB, bench)
+    f = bench / "gpqa" / "test" / "GPT-5-chat" / "2025-09-01_10-00-00.json"
+    data = json.loads(f.read_text())
+    del data["records"][2]["cost"]
+    f.write_text(json.dumps(data))
+    with pytest.raises(ConvertError, match=r"2025-09-01_10-00-00.json record 2: field 'cost': no cost recorded"):
+        convert_llmrouterbench(bench, tmp_path / "o")
+    rep = convert_llmrouterbench(bench, tmp_path / "o", missing_cost="zero")
+    assert any("GPT-5-chat" in c and "cost set to 0" in c for c in rep.cannot_know)
+    data["records"][1]["score"] = "high"
+    f.write_text(json.dumps(data))
+    with pytest.raises(ConvertError, match=r"record 1: field 'score': value \"high\" is not a number in \[0, 1\]"):
+        convert_llmrouterbench(bench, tmp_path / "o", missing_cost="zero")

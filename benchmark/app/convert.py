@@ -2,6 +2,7 @@
 
     darsbench-convert dcrouter --out data/converted --cost-proxy params
     darsbench-convert routerbench --src routerbench_0shot.pkl --out data/converted
+    darsbench-convert llmrouterbench --src bench/ --out data/converted
     darsbench-convert table --src runs.csv --query qid --model llm --score acc --cost usd --out data/converted --name mine
     darsbench-convert export-routerbench --data-dir data/converted --name mine --out mine_wide.parquet
 
@@ -27,6 +28,7 @@ from benchmark.data.importers.dcrouter import (
     convert_dcrouter,
 )
 from benchmark.data.importers.llmrouter import export_llmrouter
+from benchmark.data.importers.llmrouterbench import convert_llmrouterbench
 from benchmark.data.importers.routerbench import convert_routerbench, export_routerbench, query_tasks
 from benchmark.data.importers.table import convert_table
 from benchmark.data.loader import load_dars_dir
@@ -36,6 +38,7 @@ __all__ = ["ConvertError", "DCROUTER_MODELS", "DCROUTER_PARAMS_B", "TEST_VIEWS_N
 FORMATS = {
     "dcrouter": "import LLMRouter's dcrouter data (train.json / test.json); the shipped copy by default",
     "routerbench": "import RouterBench (withmartian/routerbench routerbench_0shot.pkl / 5shot.pkl, or .parquet/.csv)",
+    "llmrouterbench": "import LLMRouterBench results (the unpacked bench/<dataset>/<split>/<model>/<timestamp>.json)",
     "table": "import any long table (CSV, Parquet, JSONL) with --query --model --score --cost [--variant --decode --text ...]",
     "export-routerbench": "export a DARS dataset to RouterBench's wide layout (.pkl, .parquet or .csv)",
     "export-llmrouter": "export a DARS dataset to LLMRouter's per-query score format (train.json / test.json)",
@@ -82,6 +85,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-responses", action="store_true", help="do not copy the model responses into output_text")
     _split_args(r)
 
+    lb = sub.add_parser("llmrouterbench", description=FORMATS["llmrouterbench"])
+    lb.add_argument("--src", required=True, help="the bench/ folder of LLMRouterBench's released results")
+    lb.add_argument("--out", required=True, help="data_dir to write <name>/ into")
+    lb.add_argument("--name", default="llmrouterbench", help="dataset folder name (default: llmrouterbench)")
+    lb.add_argument("--missing-cost", choices=("error", "zero"), default="error",
+                    help="records without a cost (the performance setting): stop (default) or import with cost 0")
+    _split_args(lb)
+
     t = sub.add_parser("table", description=FORMATS["table"]
                        + ". Rows repeating a (query, model, variant) without --decode become decodes 0, 1, ...")
     t.add_argument("--src", required=True, help="the table (.csv, .parquet, .jsonl)")
@@ -125,6 +136,11 @@ def run(args: argparse.Namespace) -> None:
     if args.format == "routerbench":
         rep = convert_routerbench(args.src, args.out, name=args.name, test_fraction=args.test_fraction, seed=args.seed,
                                   responses=not args.no_responses)
+        print("\n".join(rep.lines()))
+        return
+    if args.format == "llmrouterbench":
+        rep = convert_llmrouterbench(args.src, args.out, name=args.name, missing_cost=args.missing_cost,
+                                     test_fraction=args.test_fraction, seed=args.seed)
         print("\n".join(rep.lines()))
         return
     if args.format == "table":
