@@ -15,6 +15,7 @@ import pytest
 from benchmark.app.convert import FORMATS, main
 from benchmark.data.importers.common import ConvertError
 from benchmark.data.importers.dcrouter import convert_dcrouter
+from benchmark.data.importers.llmrouter import convert_llmrouter
 from benchmark.data.importers.llmrouterbench import convert_llmrouterbench
 from benchmark.data.importers.longtable import seeded_split
 from benchmark.data.importers.routerbench import convert_routerbench, export_routerbench, query_tasks
@@ -241,3 +242,42 @@ def test_llmrouterbench_missing_cost_and_bad_values(tmp_path):
     f.write_text(json.dumps(data))
     with pytest.raises(ConvertError, match=r"record 1: field 'score': value \"high\" is not a number in \[0, 1\]"):
         convert_llmrouterbench(bench, tmp_path / "o", missing_cost="zero")
+
+
+# ----------------------------------------------------------------------------------------- LLMRouter general format
+LR = FIX / "llmrouter"
+
+
+def test_llmrouter_general_format_costs_split_and_no_key_field(tmp_path):
+    rep = convert_llmrouter(LR / "routing_data_train.jsonl", LR / "routing_data_test.jsonl", tmp_path, name="lr",
+                            llm_data=LR / "default_llm.json")
+    assert rep.split == "from the source" and rep.n_train_queries == 4 and rep.n_test_queries == 2
+    assert rep.train_test_overlap == 1  # embedding_id 1 is in both files
+    rows = {(r["query_id"], r["model"]): r for r in _rows(rep.folder, "train") + _rows(rep.folder, "test")}
+    r = rows[("train-e2", "llama-3.1-70b-instruct")]  # eid 2, j 1: tokens 60 in, 25 out at $0.88 / 1M each
+    assert r["score"] == 1.0 and r["cost"] == pytest.approx((60 * 0.88 + 25 * 0.88) / 1e6) and r["task_type"] == "humaneval"
+    r = rows[("test-e4", "qwen2.5-7b-instruct")]  # eid 4, j 0: 80 in, 5 out at $0.2 / 1M
+    assert r["score"] == 0.0 and r["cost"] == pytest.approx(85 * 0.2 / 1e6)
+    for f in rep.folder.iterdir():
+        assert b"rivTkKeBPm" not in f.read_bytes() and b"api_key_used\":" not in f.read_bytes().replace(b"[\"api_key_used\"]", b"")
+    load_dars_dir(tmp_path, "lr", use_cache=False)
+
+
+def test_llmrouter_errors(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    lines = (LR / "routing_data_train.jsonl").read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["performance"] = "good"
+    lines[3] = json.dumps(rec)
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConvertError, match=r"train.jsonl line 4: field 'performance': value \"good\" is not a number"):
+        convert_llmrouter(bad, LR / "routing_data_test.jsonl", tmp_path / "o", llm_data=LR / "default_llm.json")
+    prices = json.loads((LR / "default_llm.json").read_text())
+    del prices["qwen2.5-7b-instruct"]
+    (tmp_path / "llm.json").write_text(json.dumps(prices))
+    with pytest.raises(ConvertError, match=r"llm.json: field 'qwen2.5-7b-instruct': model of the routing data has no price"):
+        convert_llmrouter(LR / "routing_data_train.jsonl", LR / "routing_data_test.jsonl", tmp_path / "o",
+                          llm_data=tmp_path / "llm.json")
+    rep = convert_llmrouter(LR / "routing_data_train.jsonl", LR / "routing_data_test.jsonl", tmp_path / "p",
+                            cost_proxy="tokens")
+    assert any("cost proxy 'tokens'" in c for c in rep.cannot_know)

@@ -27,7 +27,7 @@ from benchmark.data.importers.dcrouter import (
     TEST_VIEWS_NOTE,
     convert_dcrouter,
 )
-from benchmark.data.importers.llmrouter import export_llmrouter
+from benchmark.data.importers.llmrouter import convert_llmrouter, export_llmrouter
 from benchmark.data.importers.llmrouterbench import convert_llmrouterbench
 from benchmark.data.importers.routerbench import convert_routerbench, export_routerbench, query_tasks
 from benchmark.data.importers.table import convert_table
@@ -38,6 +38,7 @@ __all__ = ["ConvertError", "DCROUTER_MODELS", "DCROUTER_PARAMS_B", "TEST_VIEWS_N
 FORMATS = {
     "dcrouter": "import LLMRouter's dcrouter data (train.json / test.json); the shipped copy by default",
     "routerbench": "import RouterBench (withmartian/routerbench routerbench_0shot.pkl / 5shot.pkl, or .parquet/.csv)",
+    "llmrouter": "import LLMRouter's general routing data (routing_data_{train,test}.jsonl + default_llm.json prices)",
     "llmrouterbench": "import LLMRouterBench results (the unpacked bench/<dataset>/<split>/<model>/<timestamp>.json)",
     "table": "import any long table (CSV, Parquet, JSONL) with --query --model --score --cost [--variant --decode --text ...]",
     "export-routerbench": "export a DARS dataset to RouterBench's wide layout (.pkl, .parquet or .csv)",
@@ -84,6 +85,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default="routerbench", help="dataset folder name (default: routerbench)")
     r.add_argument("--no-responses", action="store_true", help="do not copy the model responses into output_text")
     _split_args(r)
+
+    lr = sub.add_parser("llmrouter", description=FORMATS["llmrouter"])
+    lr.add_argument("--train", required=True, help="routing data of the training queries (JSONL)")
+    lr.add_argument("--test", required=True, help="routing data of the test queries (JSONL)")
+    lr.add_argument("--out", required=True, help="data_dir to write <name>/ into")
+    lr.add_argument("--name", default="llmrouter", help="dataset folder name (default: llmrouter)")
+    cost = lr.add_mutually_exclusive_group(required=True)
+    cost.add_argument("--llm-data", help="default_llm.json: input_price / output_price per million tokens (cost in USD)")
+    cost.add_argument("--cost-proxy", choices=("tokens", "uniform"), help="no prices: token_num per call, or 0")
 
     lb = sub.add_parser("llmrouterbench", description=FORMATS["llmrouterbench"])
     lb.add_argument("--src", required=True, help="the bench/ folder of LLMRouterBench's released results")
@@ -136,6 +146,11 @@ def run(args: argparse.Namespace) -> None:
     if args.format == "routerbench":
         rep = convert_routerbench(args.src, args.out, name=args.name, test_fraction=args.test_fraction, seed=args.seed,
                                   responses=not args.no_responses)
+        print("\n".join(rep.lines()))
+        return
+    if args.format == "llmrouter":
+        rep = convert_llmrouter(args.train, args.test, args.out, name=args.name, llm_data=args.llm_data,
+                                cost_proxy=args.cost_proxy)
         print("\n".join(rep.lines()))
         return
     if args.format == "llmrouterbench":
