@@ -105,17 +105,22 @@ class TfidfFeaturizer(Featurizer):
             "scikit-learn": _version("scikit-learn"),
         }
 
-    def fit_transform_pair(
-        self, train_texts: Sequence[str], test_texts: Sequence[str]
-    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        vec = TfidfVectorizer(
+    def vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        """The unfitted ``TfidfVectorizer`` of these parameters (``vocabulary``: fixed terms)."""
+        return TfidfVectorizer(
             ngram_range=self.ngram_range,
             max_features=self.max_features,
             min_df=self.min_df,
             lowercase=self.lowercase,
             sublinear_tf=self.sublinear_tf,
             dtype=np.float64,
+            vocabulary=vocabulary,
         )
+
+    def fit_transform_pair(
+        self, train_texts: Sequence[str], test_texts: Sequence[str]
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        vec = self.vectorizer()
         try:
             x_train = vec.fit_transform(list(train_texts))
         except ValueError as err:
@@ -297,9 +302,9 @@ def _unpack(prefix: str, z: Any) -> Any:
 
 def _read_cache(path: Path, key: dict) -> tuple[Any, Any] | None:
     """The cached pair if ``path`` holds features for exactly ``key``; None otherwise."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         with np.load(path, allow_pickle=False) as z:
             stored = json.loads(str(z["key"]))
             if stored != json.loads(json.dumps(key)):
@@ -347,9 +352,13 @@ def compute_features(
             f"{len(train_texts)} / {len(test_texts)} texts"
         )
     if path is not None:
-        atomic_write_npz(
-            path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
-        )
+        try:
+            atomic_write_npz(
+                path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
+            )
+        except OSError as err:  # read-only or full cache: the features are still good
+            warnings.warn(f"could not write the feature cache {path} ({err}); running uncached", stacklevel=2)
+            path = None
     return FeaturePair(x_train, x_test, False, path)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from benchmark.data.dataset import DarsDataset
 from evaluators import metrics as M
+from evaluators import uncertainty as U
 
 
 def evaluate_policy(
@@ -34,7 +35,7 @@ def evaluate_policy(
 def baseline_results(
     data: DarsDataset, stats: dict[str, M.ViewStats], lam: float, beta: float
 ) -> dict[str, dict[str, Any]]:
-    """oracle, best_fixed, random, cheapest and largest on every view (SPEC §5)."""
+    """oracle, best_fixed, random, cheapest and largest on every view (docs/spec.md §5)."""
     models = list(data.models)
     out: dict[str, dict[str, Any]] = {}
     per_view: dict[str, dict[str, dict]] = {"oracle": {}, "best_fixed": {}, "random": {}}
@@ -85,3 +86,85 @@ def baseline_results(
         out["random"]["tU"] = float(u.mean())
         out["random"]["tQ"] = float(truth.mu_q.mean())
     return out
+
+
+def policy_per_query(
+    data: DarsDataset, stats: dict[str, M.ViewStats], choices: np.ndarray, lam: float, beta: float
+) -> dict[str, np.ndarray]:
+    """:func:`evaluate_policy`'s metrics per query (``[..., Q]`` like ``choices``)."""
+    out: dict[str, np.ndarray] = {}
+    for prefix, vs in stats.items():
+        out.update({prefix + k: v for k, v in M.per_query(vs, choices, lam).items()})
+    if data.test_truth is not None:
+        out.update(M.true_per_query(data.test_truth, choices, lam, beta))
+    return out
+
+
+def baseline_per_query(
+    data: DarsDataset,
+    stats: dict[str, M.ViewStats],
+    baselines: dict[str, dict[str, Any]],
+    lam: float,
+    beta: float,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-query values ``[Q]`` behind every metric of oracle, best_fixed, random, cheapest and
+    largest, as :func:`baseline_results` chose them (their means are those results)."""
+    models = list(data.models)
+    n_test = data.test_queries.shape[0]
+    out: dict[str, dict[str, np.ndarray]] = {"oracle": {}, "best_fixed": {}, "random": {}}
+    with np.errstate(invalid="ignore"):
+        for prefix, vs in stats.items():
+            orc = M.per_query(vs, M.oracle_choices(vs, lam), lam)
+            bf_model = models.index(baselines["best_fixed"][prefix + "_model"])
+            bf = M.per_query(vs, np.full(n_test, bf_model), lam)
+            per_model = {"U": vs.u(lam), "Q": vs.q, "C": vs.c}
+            for k in M.VIEW_METRICS:
+                out["oracle"][prefix + k] = orc[k]
+                out["best_fixed"][prefix + k] = bf[k]
+                v = per_model[k]
+                ok = np.isfinite(v)
+                n = ok.sum(axis=1)
+                out["random"][prefix + k] = np.where(
+                    n > 0, np.where(ok, v, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan
+                )
+    for name in ("cheapest", "largest"):
+        m = models.index(baselines[name]["model"])
+        out[name] = policy_per_query(data, stats, np.full(n_test, m), lam, beta)
+    if data.test_truth is not None:
+        truth = data.test_truth
+        out["oracle"].update(M.true_per_query(truth, M.true_oracle_choices(truth, lam, beta), lam, beta))
+        t_fixed = models.index(baselines["best_fixed"]["t_model"])
+        out["best_fixed"].update(M.true_per_query(truth, np.full(n_test, t_fixed), lam, beta))
+        u = M.utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
+        out["random"]["tU"] = u.mean(axis=1)
+        out["random"]["tQ"] = truth.mu_q.mean(axis=1)
+    return out
+
+
+def cell_intervals(
+    router: dict[str, np.ndarray],
+    baselines: dict[str, dict[str, np.ndarray]],
+    rs: U.Resamples,
+    level: float = U.LEVEL,
+) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
+    """Bootstrap intervals of every router metric (including ``gap_<p>U``) and every baseline
+    metric of one cell, all from the same resamples ``rs``.
+
+    The gap closed is ``(U - U_best_fixed) / (U_oracle - U_best_fixed)`` per draw in every
+    replicate, the three means taken on the same resampled queries, then averaged over the
+    resampled draws (as the metric averages it over draws).
+    """
+    router_iv = {k: list(U.interval(v, rs, level)) for k, v in router.items()}
+    base_iv = {
+        name: {k: list(U.interval(v, rs, level)) for k, v in vals.items()}
+        for name, vals in baselines.items()
+    }
+    for key in [k for k in router if k.endswith("U") and k[:-1] in ("r", "d")]:
+        per_draw = U.draw_means(router[key], rs)  # [D, B]
+        bf = U.draw_means(baselines["best_fixed"][key], rs)[0]
+        orc = U.draw_means(baselines["oracle"][key], rs)[0]
+        span = orc - bf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.where(np.abs(span) < 1e-15, np.nan, (per_draw - bf) / span)
+        router_iv["gap_" + key] = list(U.percentile_interval(U.combine_draws(gap, rs), level))
+    return router_iv, base_iv

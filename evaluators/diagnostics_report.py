@@ -22,7 +22,7 @@ COLUMNS = (
     ("variance_input_share", "input share"),
 )
 
-#: Paper values (SPEC §7) for the release datasets and their simulated look-alikes.
+#: Paper values (docs/spec.md §7) for the release datasets and their simulated look-alikes.
 PAPER_REFERENCE: dict[str, dict[str, float]] = {
     "gpqa": {"outcome_instability": 0.715, "winner_flip_rate": 0.970},
     "math-500": {"winner_flip_rate": 0.645},
@@ -72,7 +72,7 @@ def diagnostics_markdown(payloads: list[dict[str, Any]], header: list[str] | Non
     refs = [(p["dataset"]["name"], paper_reference(p["dataset"]["name"])) for p in payloads]
     refs = [(n, r) for n, r in refs if r]
     if refs:
-        lines += ["", "Paper values (SPEC §7): " + "; ".join(
+        lines += ["", "Paper values (docs/spec.md §7): " + "; ".join(
             f"{n}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.items()) for n, r in refs)]
     per_model = [p for p in payloads if p.get("per_model")]
     for p in per_model:

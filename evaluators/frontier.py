@@ -1,21 +1,7 @@
-"""Cost-quality trade-off (SPEC §6, last bullet), RouterBench-style.
-
-A router that predicts signals is re-routed over a grid of cost weights ``lambda``; each
-``lambda`` gives one operating point (mean normalised cost, mean quality) over the test queries.
-From the points of one router:
-
-* :func:`upper_hull`: the non-decreasing concave upper hull ("non-decreasing convex hull" in
-  RouterBench): the upper concave chain of the points from the cheapest point to the cheapest
-  point of highest quality. Every point on a hull segment is reachable by mixing the two routers
-  at its ends (route each query to one or the other at random), so the hull, not only its
-  vertices, is achievable.
-* :func:`quality_at_budget`: the hull's quality at a mean-cost budget (flat at the top quality
-  beyond the most expensive hull vertex; NaN below the cheapest point).
-* :func:`aiq`: area under that curve over a cost range, divided by the range;
-  :func:`compare_curves`: AIQ and budget qualities of several routers on one shared range.
-
-Definitions and conventions: ``docs/analyses.md``. Pure functions; no plotting here.
-"""
+"""Cost-quality trade-off (docs/spec.md §6), RouterBench-style: re-routing under a lambda grid,
+the non-decreasing concave upper hull, quality under a cost budget, AIQ, and AIQ of several
+routers on one shared range (:func:`compare_curves`). Pure functions; definitions and
+conventions: docs/analyses.md, section 2."""
 
 from __future__ import annotations
 

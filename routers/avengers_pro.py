@@ -1,24 +1,7 @@
-"""The ``avengers_pro`` router (SPEC §5): KMeans clusters of training queries, per-cluster targets.
+"""The ``avengers_pro`` router: KMeans clusters of training queries, per-cluster mean targets.
 
-Fitting clusters the training query features with scikit-learn ``KMeans`` (``random_state`` =
-the fit seed) and stores, per cluster ``c`` and model ``m``, the mean of each target (``mu_q``,
-``mu_c``, ``sigma_q``) over the cluster's members, skipping members whose target is NaN (no
-observation). A test query takes its ``top_k`` nearest cluster centroids (Euclidean; ties to the
-lower cluster index) and predicts the plain, unweighted mean of their stored targets, again
-skipping a cluster whose stored target is NaN (no member with a finite target).
-
-* ``n_clusters`` is capped at the number of training queries, and ``top_k`` at the number of
-  non-empty clusters (KMeans can leave a cluster empty when queries coincide); both warn.
-  Empty clusters are never among a query's nearest clusters.
-* Where none of the ``top_k`` clusters has a finite target for a model, the prediction is that
-  model's mean target over all training queries, with a warning giving the count.
-* Sparse features (TF-IDF CSR) go to KMeans as they are.
-
-**Single-shot draws.** The clustering depends on the features only, so all draws share ONE
-KMeans fit, seeded with the fit seed (not ``seed + d``); draw ``d`` differs only through its
-targets. All draws' cluster means come from one einsum over the draw axis. This equals fitting
-each draw on its own with the same seed, and keeps the draw-to-draw spread a pure measure of
-supervision noise rather than of KMeans initialisation.
+A test query averages the stored targets of its ``top_k`` nearest non-empty clusters; all
+single-shot draws share one KMeans fit (the run seed). Rules and caps: docs/features.md.
 """
 
 from __future__ import annotations

@@ -221,6 +221,14 @@ class Router(BaseEstimator, ABC):
     def _fit_single(self, X: Any, targets: Targets, *, lam: float, beta: float, seed: int) -> None:
         """Fit one router on 2-d targets ``[Q, M]`` (``beta`` already the effective value)."""
 
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes (public names ending in ``_``): what a bundle saves."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        """Set fitted attributes read back from a bundle (inverse of :meth:`_fitted_state`)."""
+        vars(self).update(state)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "has_draws_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")

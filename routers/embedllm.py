@@ -1,24 +1,7 @@
-"""The ``embedllm`` router (SPEC §5): learned model embeddings x projected query embedding.
+"""The ``embedllm`` router: model embeddings x a linear projection of the query features.
 
-After EmbedLLM (Zhuang et al., 2024). For query features ``x`` and model ``m``:
-
-* ``z = W x + b``: a linear projection of the features to ``dim`` (256); while training,
-  Gaussian noise of standard deviation ``noise`` (0.05) is added to the input features ``x``
-  before the projection (a fresh sample per distinct query of the minibatch and step, from
-  the draw's own noise generator);
-* score head: ``logit(x, m) = <z, e_m> + c_m`` with a learned model embedding ``e_m``
-  (``dim``) and per-model bias ``c_m``, trained with binary cross-entropy against the soft
-  target ``clip(mu_q - beta * sigma_q, 0, 1)``;
-* cost head: a linear map ``z -> [M]`` (one output per model), trained with squared error
-  against ``mu_c``. The loss is ``BCE + MSE``, each a mean over the batch's finite targets.
-
-Prediction: ``mu_q = sigmoid(logit)``, ``mu_c`` = cost head, and ``sigma_q = 0``. The score
-target already carries the risk penalty of the fit's (effective) ``beta``, so routing by
-``mu_q_hat - lambda * mu_c_hat`` applies that beta; re-scoring under another beta does not
-change the decision (``route`` warns when asked to).
-
-Training examples are the (query, model) pairs with a finite ``mu_q`` target; batch 2048 pairs
-(the 200-query datasets have 1,200 pairs: one full batch per epoch), 20 epochs, Adam 1e-3.
+Score head ``<W x + b, e_m> + c_m`` (BCE against ``clip(mu_q - beta * sigma_q, 0, 1)``), cost head
+(MSE); predicts ``sigma_q = 0`` (the fit's beta is baked into the score). docs/routers_neural.md.
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
-"""The ``graphrouter`` router (SPEC §5): a bipartite query-model graph in torch-geometric.
+"""The ``graphrouter`` router: SAGEConv message passing on the bipartite query-model graph.
 
-Graph (:func:`build_graph`). One homogeneous graph with the training queries as nodes
-``0..Q-1`` and the models as nodes ``Q..Q+M-1``; an edge joins query ``q`` and model ``m`` in
-both directions for every training pair with a finite target (an observed pair). Edges carry
-NO label: message passing sees which pairs were observed, never their scores or costs.
-
-Node features: a query node gets its features projected to ``dim`` (128) by a learned linear
-map; a model node gets a learned embedding (``dim``). Two ``SAGEConv`` layers (mean
-aggregation, root weight; ReLU between them) compute node states; they run on plain PyTorch
-scatter operations, so neither ``pyg-lib`` nor ``torch-scatter`` is needed.
-
-Edge predictor: for a (query, model) pair with node states ``h_q``, ``h_m``, an MLP
-(hidden (256, 128), ReLU) on ``[h_q, h_m, h_q * h_m, |h_q - h_m|]`` outputs three sigmoids:
-``(mu_q, mu_c, sigma_q)``, trained with the sum of the three squared errors (each a mean over
-the batch's finite targets). Training: full-batch message passing on the training graph at
-every step, minibatches of 256 supervised edges (the pairs with a finite ``mu_q``), 50 epochs,
-Adam 1e-3. With early stopping on, the validation queries stay in the graph (their edges carry
-no label) but their pairs are left out of the loss.
-
-Test queries (inductive, leak-free): at prediction each test query becomes a new node with
-its projected features and incoming edges from EVERY model node, and no outgoing edge. So a
-test query is treated like a training query observed with every model, the training nodes'
-states are exactly those of training (nothing flows from test nodes), a test query's
-prediction does not depend on the other test queries, and no test label is used anywhere.
+Observed training pairs are unlabelled edges; an edge MLP on ``[h_q, h_m, h_q*h_m, |h_q-h_m|]``
+regresses (mu_q, mu_c, sigma_q). Test queries are inductive nodes that only receive messages
+from the model nodes (no leak). Graph layout and training: docs/routers_neural.md.
 """
 
 from __future__ import annotations
@@ -225,6 +205,10 @@ class GraphRouter(NeuralSignalRouter):
 
     def _examples(self, data: dict[str, torch.Tensor], queries: np.ndarray) -> torch.Tensor:
         return pair_examples(data["pairs"].numpy(), queries)
+
+    def _prepare_loaded_net(self, net: DrawNet, state_dict: dict[str, torch.Tensor]) -> None:
+        assert isinstance(net, GraphNet)
+        net.set_graph(state_dict["train_mask"])
 
     def _remember_training(self, X: torch.Tensor, targets: Sequence[Targets]) -> None:
         self.X_train_ = X

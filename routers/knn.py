@@ -1,31 +1,8 @@
-"""The ``knn`` router (SPEC §5): inverse-distance-weighted mean of the nearest training targets.
+"""The ``knn`` router: inverse-distance-weighted mean of the ``k`` nearest training targets.
 
-For a test query ``x`` with its ``k`` nearest training queries ``n_1..n_k`` (Euclidean distance
-``d_j``), every signal ``s`` in (``mu_q``, ``mu_c``, ``sigma_q``) and model ``m`` is predicted as
-
-    s(x, m) = sum_j w_j s(n_j, m) / sum_j w_j,        w_j = 1 / (d_j + eps)
-
-over the neighbours ``j`` whose target ``s(n_j, m)`` is finite (a pair with no training
-observation has a NaN target; it is skipped and the remaining weights renormalised).
-
-Precise rules:
-
-* **Exact match.** A neighbour with ``d_j <= eps`` is an exact match. If any neighbour with a
-  finite target is an exact match, the exact matches take all the weight, shared equally
-  (``w_j = 1`` for them, 0 for the others); else the inverse-distance weights apply.
-* **Neighbours.** Candidates are ranked by squared distance ``|x|^2 + |y|^2 - 2 x.y`` with a
-  stable sort, so ties in the computed distance go to the lower training index. The ``d_j``
-  used in the weights and in the exact-match test are then computed directly as
-  ``|x - y|`` (exactly 0 for identical vectors). ``k`` is capped at the number of training
-  queries (with a warning).
-* **No finite target among the k neighbours** (for one model): the prediction falls back to
-  that model's mean target over all training queries, with a warning giving the count. A
-  model with no finite target at all is an error at fit time.
-* **Features** may be dense arrays or scipy sparse matrices (TF-IDF); sparse stays sparse.
-
-Single-shot draws share one neighbour search: the targets of all ``D`` draws are averaged
-with the same weights in one einsum over the draw axis, which equals fitting each draw
-separately (there is nothing random in this router, so the draw seed plays no role).
+``s(x, m) = sum_j w_j s(n_j, m) / sum_j w_j`` with ``w_j = 1 / (d_j + eps)`` over the neighbours with
+a finite target; exact matches take all the weight; all single-shot draws share one neighbour
+search. Rules (ties, fallback, sparse input): docs/features.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
-"""The ``mirt`` router (SPEC §5): multidimensional item response theory.
+"""The ``mirt`` router: multidimensional item response theory over an ability MLP.
 
-A query is an examinee with an ability vector ``theta(x)`` (``latent`` = 16 dimensions)
-computed from its features by an MLP (hidden (128,), ReLU). Every model ``m`` has, per head
-``k`` in (score, cost, sigma), a discrimination vector ``a^k_m`` (``latent``) and a difficulty
-``b^k_m``, and the head's logit is ``a^k_m . theta(x) - b^k_m`` (a ``Linear(latent, M)`` whose
-weight rows are ``a^k_m`` and whose bias is ``-b^k_m``). Predictions are the sigmoids of the
-three logits:
-
-* score: ``mu_q = sigmoid(a_m . theta - b_m)``, binary cross-entropy against the soft target
-  ``mu_q``;
-* cost: squared error of ``sigmoid(.)`` against ``mu_c``;
-* sigma: squared error of ``sigmoid(.)`` against ``sigma_q``;
-
-loss = 1 * BCE + 1 * MSE_cost + 0.5 * MSE_sigma (each a mean over the batch's finite targets).
-Routing uses ``mu_q - lambda * mu_c - beta * sigma_q`` of the three predictions, so the router
-can be re-scored under any lambda and beta. Training examples are the (query, model) pairs with
-a finite ``mu_q`` target; batch 256 pairs, 30 epochs, Adam 1e-3.
+``logit = a^k_m . theta(x) - b^k_m`` for the score (BCE vs mu_q), cost and sigma (MSE) heads;
+loss weights 1, 1, 0.5. Re-scored under any (lambda, beta). docs/routers_neural.md.
 """
 
 from __future__ import annotations

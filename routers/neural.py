@@ -587,6 +587,32 @@ class NeuralRouter(Router):
             )
         self.nets_ = [net for group in groups for net in group]
 
+    def _fitted_state(self) -> dict[str, Any]:
+        state = super()._fitted_state()
+        if "nets_" in state:
+            state["nets_"] = [
+                {"state_dict": dict(net.state_dict()), "best_epoch": net.best_epoch}
+                for net in state["nets_"]
+            ]
+        return state
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        nets = state.pop("nets_", None)
+        super()._restore_fitted_state(state)
+        if nets is not None:
+            self.nets_ = [self._load_net(n["state_dict"], n["best_epoch"]) for n in nets]
+
+    def _load_net(self, state_dict: dict[str, torch.Tensor], best_epoch: int | None) -> DrawNet:
+        with seeded_init(0):  # the weights are overwritten; keep the global RNG untouched
+            net = self._new_net(self.n_features_, self.n_models_)
+        self._prepare_loaded_net(net, state_dict)
+        net.load_state_dict(state_dict)
+        net.best_epoch = best_epoch
+        return net.eval()
+
+    def _prepare_loaded_net(self, net: DrawNet, state_dict: dict[str, torch.Tensor]) -> None:
+        """Hook: restore structure a state_dict cannot carry (default: nothing)."""
+
     def _fitted_nets(self) -> list[DrawNet]:
         """One fitted network per draw (draw-batched or per-draw members)."""
         self._check_fitted()

@@ -1,31 +1,8 @@
-"""The ``rm_softmax`` router (SPEC §5): a lambda-conditioned classifier with a softmax regret loss.
+"""The ``rm_softmax`` router: a lambda-conditioned pool classifier with a softmax regret loss.
 
-A classifier over the pool: an MLP (hidden (256, 256), ReLU) maps the query features
-concatenated with the lambda value to one logit per model. It is trained across a lambda grid
-(``linspace(0, 0.1, 11)``): every training query appears once per grid value, and one trained
-network serves every lambda.
-
-Loss (expected regret). With ``perf_m = mu_q - beta * sigma_q`` (``beta`` the fit's effective
-value) and ``u_m(lam) = perf_m - lam * mu_c``, a row (query, lam) costs::
-
-    sum_m softmax(logits / temperature)_m * (max_m' u_m' - u_m)
-
-over the models with finite targets (the others get probability 0 in the softmax and no
-regret); a row with no such model is not an example. Mean over the batch; batch 256 rows,
-20 epochs, Adam 1e-3, temperature 1.
-
-Input scaling: the network's lambda input is ``lam / max|grid|`` (``lam * 10`` for the
-default grid), so that the lambda input has the scale of the features; the regret uses the
-raw ``lam``. The linear first layer makes this the same model family as the raw value, only
-better conditioned for Adam.
-
-Interface: a :class:`routers.base.Router` without signals (no ``predict``).
-
-* ``route(X, lam, beta)``: argmax of the logits at ``lam`` (ties: first in pool order);
-  ``[Q]``, or ``[D, Q]`` after single-shot draws. ``beta`` is baked in at training: a
-  different value warns once and is ignored. A ``lam`` outside the training grid is an
-  extrapolation of the network (warned once per fitted router).
-* ``scores(X, lam, beta)``: the routing distribution ``softmax(logits / temperature)``.
+An MLP on ``[features, lambda]`` trained across a lambda grid; a plain :class:`~routers.base.Router`
+(no signals): ``scores`` are the routing probabilities, ``route`` the argmax of the logits at
+``lam``; beta is the fit's. Loss, scaling and warnings: docs/routers_neural.md.
 """
 
 from __future__ import annotations

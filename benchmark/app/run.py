@@ -21,9 +21,15 @@ import pandas as pd
 
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
+from benchmark.features import compute_features
 from evaluators import metrics as M
-from evaluators.baselines import baseline_results, evaluate_policy
+from evaluators import uncertainty as U
+from evaluators.baselines import (
+    baseline_per_query, baseline_results, cell_intervals, evaluate_policy, policy_per_query,
+)
+from evaluators.budget import generations_used, training_queries
 from evaluators.frontier import frontier_points
+from routers.bundle import QueryEncoder, save_bundle
 from supervision.modes import make_targets
 
 RESULTS_SCHEMA = "darsbench.results/1"
@@ -48,6 +54,11 @@ class CellSpec:
     frontier_lams: list[float] = field(default_factory=list)
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
+    save_router: bool = False
+    n_train_queries: int | None = None
+    train_budget: int | None = None
+    bootstrap_resamples: int = U.RESAMPLES
+    bootstrap_seed: int = 0
 
 
 def package_versions() -> dict[str, str]:
@@ -70,11 +81,15 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
     return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": int(v.size)}
 
 
-def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
+def decisions_frame(
+    data: DarsDataset, decision: Any, per_query: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Per-query decisions: query_id, draw, chosen model and the router's per-model outputs.
 
     ``decision.outputs`` names them: predicted ``mu_q``, ``mu_c``, ``sigma_q`` for a signal
     router, routing ``score`` otherwise; one column ``<name>[<model>]`` per model.
+    ``per_query`` adds each metric's per-query value (``rU``, ... of the chosen model), what the
+    bootstrap and the leaderboard's paired comparisons resample.
     """
     ch = np.atleast_2d(decision.choices)  # [D, Q]
     n_draws, n_q = ch.shape
@@ -88,31 +103,43 @@ def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
         arr = np.asarray(values).reshape(n_draws * n_q, -1)
         for j, m in enumerate(models):
             cols[f"{name}[{m}]"] = arr[:, j]
+    for k, v in (per_query or {}).items():
+        cols[k] = np.broadcast_to(np.atleast_2d(v), (n_draws, n_q)).ravel().astype(float)
     return pd.DataFrame(cols)
 
 
-def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[str, Any]:
-    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``."""
+def run_cell(
+    spec: CellSpec, out_dir: Path, config: dict | None = None, *,
+    data: DarsDataset | None = None, extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``.
+
+    ``data``: the source's dataset when already loaded (raw costs); ``extra``: more top-level
+    entries of results.json (the sweep's fingerprint and cell, benchmark/app/sweep.py).
+    """
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    raw = spec.source.load(spec.cache_dir)
+    raw = data if data is not None else spec.source.load(spec.cache_dir)
     data = normalise_costs(raw, spec.cost_norm)
     timings["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     train_block = apply_protocol(data.train, spec.n_rewrites, spec.n_decodes)
+    train_texts = data.train_queries["text"].tolist()
+    n_train = training_queries(train_block, spec.mode, spec.n_train_queries, spec.train_budget)
+    if n_train is not None:  # the first n training queries (the simulator draws them i.i.d.)
+        train_block = train_block.subset_queries(np.arange(n_train))
+        train_texts = train_texts[:n_train]
     targets = make_targets(train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed)
     beta_eff = targets.effective_beta(spec.beta)
     timings["targets"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from benchmark.features import compute_features
-
     X_train, X_test = compute_features(
         spec.featurizer,
-        data.train_queries["text"].tolist(),
+        train_texts,
         data.test_queries["text"].tolist(),
         cache_dir=spec.cache_dir,
     )
@@ -136,6 +163,14 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         values["gap_" + key] = M.gap_closed(
             values[key], baselines["best_fixed"][key], baselines["oracle"][key]
         )
+    n_test = data.test_queries.shape[0]
+    rs = U.resamples(n_test, targets.n_draws, spec.bootstrap_resamples, spec.bootstrap_seed)
+    per_query = policy_per_query(data, stats, choices, spec.lam, spec.beta)
+    metric_ci, baseline_ci = cell_intervals(
+        per_query, baseline_per_query(data, stats, baselines, spec.lam, spec.beta), rs
+    )
+    for name, ci in baseline_ci.items():
+        baselines[name]["ci"] = ci
     frontier = None
     if spec.frontier_lams:
         lam_choices = spec.router.route_grid(X_test, spec.frontier_lams, beta_eff, decision)  # [L, (D,) Q]
@@ -143,7 +178,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["evaluate"] = time.perf_counter() - t
 
     models = list(data.models)
-    metrics = {k: _summary(v) for k, v in values.items()}
+    metrics = {k: {**_summary(v), "ci": metric_ci[k]} for k, v in values.items()}
     per_draw = {k: np.atleast_1d(v).astype(float).tolist() for k, v in values.items()} if targets.has_draws else None
     share_summary = {
         p: dict(zip(models, np.atleast_2d(s).mean(axis=0).astype(float).tolist()))
@@ -170,6 +205,17 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "protocol": {"n_rewrites": spec.n_rewrites, "n_decodes": spec.n_decodes},
         "cost": {"lam": spec.lam, "beta": spec.beta, "beta_effective": beta_eff, "norm": spec.cost_norm},
         "seed": spec.seed,
+        "training": {
+            "n_queries": int(train_block.n_queries),
+            "n_queries_asked": spec.n_train_queries,
+            "budget_per_model": spec.train_budget,
+            "generations": generations_used(targets.n_obs, targets.n_draws),
+        },
+        "bootstrap": {
+            "resamples": int(spec.bootstrap_resamples), "seed": int(spec.bootstrap_seed),
+            "level": U.LEVEL, "interval": "percentile",
+            "resampled": "test queries" + (" and draws, independently" if targets.has_draws else ""),
+        },
         "metrics": metrics,
         "per_draw": per_draw,
         "shares": share_summary,
@@ -178,9 +224,19 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "timings_s": timings,
         "versions": package_versions(),
         "config": config,
+        **(extra or {}),
     }
-    decisions = decisions_frame(data, decision)
+    decisions = decisions_frame(data, decision, per_query)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
+    if spec.save_router:
+        encoder = QueryEncoder.fit(spec.featurizer, train_texts)
+        meta = {"router_name": spec.router_name, "mode": spec.mode, "seed": spec.seed,
+                "cost_norm": spec.cost_norm, "cost_scale": results["dataset"]["cost_scale"],
+                "dataset": data.name, "content_hash": data.source.get("content_hash"),
+                "beta_user": spec.beta, "versions": results["versions"]}
+        save_bundle(out_dir / "router", spec.router, encoder, models, lam=spec.lam,
+                    beta=beta_eff, meta=meta)
+        results["router_bundle"] = "router"
     atomic_write_json(out_dir / "results.json", results)
     return results

@@ -35,6 +35,12 @@ METADATA_FILE = "metadata.json"
 TRUTH_FILE = "truth.csv"
 
 
+def _parse_long_int(text: str) -> int | float:
+    """Integers of more than Python's 4300 digits become floats (inf past 1e308), as the
+    columnar reader reads them; a checked field then reports the value, never a traceback."""
+    return int(text) if len(text) <= 4000 else float(text)
+
+
 def read_jsonl(
     path: Path, data: bytes, first_line: int = 1, encoding: str = "utf-8-sig"
 ) -> tuple[list[dict], np.ndarray]:
@@ -63,8 +69,8 @@ def read_jsonl(
             ) from None
         except RecursionError:
             raise DataError(path, lineno, None, "malformed JSON: nested too deeply") from None
-        except ValueError as exc:  # e.g. an integer literal longer than Python converts
-            raise DataError(path, lineno, None, f"malformed JSON: {exc}") from None
+        except ValueError:  # an integer literal longer than Python converts: read it as a float
+            rec = loads(line, parse_int=_parse_long_int)
         if type(rec) is not dict:
             raise DataError(
                 path, lineno, None, f"expected a JSON object, got {type(rec).__name__}"

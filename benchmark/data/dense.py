@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import infer_dtype
 
 from benchmark.data.dars_format import METADATA_FILE
 from benchmark.data.dataset import ObservationBlock
-from benchmark.data.errors import MISSING, display_path, show
-from benchmark.data.parsing import SplitRows
+from benchmark.data.errors import display_path, show
+from benchmark.data.parsing import SplitColumns
 from benchmark.data.schema import (
     CONTEXT_CHARS,
     CONTEXT_FIELDS,
@@ -25,7 +23,7 @@ from benchmark.data.schema import (
 )
 
 
-def check_duplicates(rows: SplitRows, flat: np.ndarray) -> None:
+def check_duplicates(rows: SplitColumns, flat: np.ndarray) -> None:
     """Raise on two rows with the same (query, model, prompt_variant_id, decode_id)."""
     order = np.argsort(flat, kind="stable")
     same = flat[order[1:]] == flat[order[:-1]]
@@ -37,7 +35,7 @@ def check_duplicates(rows: SplitRows, flat: np.ndarray) -> None:
     second = int(order[1:][k][j])
     first = int(order[:-1][k][j])
     key = (
-        f"query_id={show(rows.query_id[second])}, model={show(rows.model[second])}, "
+        f"query_id={show(rows.query_ids[rows.q[second]])}, model={show(rows.model_names[rows.m[second]])}, "
         f"prompt_variant_id={rows.variant[second]}, decode_id={rows.decode[second]}"
     )
     raise rows.err(
@@ -83,7 +81,7 @@ def dense_block(
     )
 
 
-def split_keys(rows: SplitRows, q: np.ndarray, m: np.ndarray, n_q: int, n_m: int) -> np.ndarray:
+def split_keys(rows: SplitColumns, q: np.ndarray, m: np.ndarray, n_q: int, n_m: int) -> np.ndarray:
     _, v = np.unique(rows.variant, return_inverse=True)
     _, s = np.unique(rows.decode, return_inverse=True)
     n_v, n_s = int(v.max()) + 1, int(s.max()) + 1
@@ -92,13 +90,6 @@ def split_keys(rows: SplitRows, q: np.ndarray, m: np.ndarray, n_q: int, n_m: int
 
 # --------------------------------------------------------------------------------------------
 # query tables
-
-
-def _text_value(v: Any) -> str | None:
-    """Text fields: strings as they are, null/absent as None, anything else JSON-encoded."""
-    if v is None or v is MISSING or (isinstance(v, float) and np.isnan(v)):
-        return None
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
 
 def _object_column(values: Iterable[Any]) -> pd.Series:
@@ -119,39 +110,28 @@ def normalise_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(frame.columns)).reset_index(drop=True)
 
 
-def query_table(
-    rows: SplitRows, q: np.ndarray, query_ids: np.ndarray, notes: list[str]
-) -> pd.DataFrame:
+def query_table(rows: SplitColumns, notes: list[str]) -> pd.DataFrame:
     """One row per query (block order): ``query_id, text, original_question, context`` and,
     where the data has them, ``gold, input_question, question, passage``.
 
     A query's value of a field is taken from its rows ordered by ``prompt_variant_id`` (the
-    original query first where present), then file order: the first non-null value.
+    original query first where present), then file order: the first non-null value (the parser
+    keeps it per query, :class:`~benchmark.data.parsing.SplitColumns`).
     """
+    query_ids = rows.query_ids
     n_q = len(query_ids)
-    order = np.lexsort((np.arange(len(q)), rows.variant, q))
-    q_sorted = q[order]
     per_query: dict[str, pd.Series] = {}
     for f in TEXT_FIELDS:
-        if f not in rows.fields:
+        if f not in rows.text:
             continue
-        col = [rows.records[i].get(f) for i in order]
-        if col.count(None) == len(col):
-            continue
-        kind = infer_dtype(col, skipna=True)
-        values = col if kind in ("string", "empty") else [_text_value(v) for v in col]
-        series = pd.Series(values, dtype=object)
-        grouped = series.groupby(q_sorted, sort=True)
-        if f in PER_QUERY_FIELDS:
-            varying = int((grouped.nunique(dropna=True) > 1).sum())
-            if varying:
-                notes.append(
-                    f"{display_path(rows.path)}: field '{f}' differs between the rows of "
-                    f"{varying} queries; the query table keeps the value of the row with the "
-                    "smallest prompt_variant_id"
-                )
-        first = grouped.first().reindex(np.arange(n_q))
-        per_query[f] = _object_column(_text_value(v) for v in first.tolist())
+        values, varying = rows.text[f]
+        if f in PER_QUERY_FIELDS and varying:
+            notes.append(
+                f"{display_path(rows.path)}: field '{f}' differs between the rows of "
+                f"{varying} queries; the query table keeps the value of the row with the "
+                "smallest prompt_variant_id"
+            )
+        per_query[f] = _object_column(values)
 
     def coalesce(fields: Sequence[str]) -> list[str | None]:
         out: list[str | None] = [None] * n_q

@@ -91,3 +91,11 @@ def atomic_write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
             np.savez(fh, **arrays)
 
     return _atomic(path, write)
+
+
+def atomic_write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+    return _atomic(path, write)

@@ -6,14 +6,16 @@ returns a :class:`~benchmark.data.DarsDataset` with raw costs.
 
 from __future__ import annotations
 
+import tempfile
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark.data.dataset import DarsDataset
-from benchmark.data.errors import DataError
+from benchmark.data.errors import DataError, DataWarning
 from benchmark.data.fetch import RELEASE_NAMES, REVISION, fetch_release
 from benchmark.data.loader import default_cache_dir, load_dars_dir
-from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated
+from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated, write_simulated
 
 #: Datasets committed inside the package (``dataset=tinypool``).
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"
@@ -57,12 +59,15 @@ class SyntheticSource:
 
     ``preset`` names an entry of :data:`benchmark.data.simulator.PRESETS`; ``overrides`` replaces
     individual :class:`~benchmark.data.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).
+    ``format`` is the file format of the cached simulation (``auto``: JSONL, Parquet from 500
+    thousand observations on; or ``jsonl``, ``jsonl.gz``, ``parquet``).
     """
 
     name: str = "synthetic"
     preset: str = "default"
     seed: int = 0
     overrides: dict | None = None
+    format: str = "auto"
 
     def simulator_config(self) -> SimulatorConfig:
         if self.preset not in PRESETS:
@@ -74,5 +79,17 @@ class SyntheticSource:
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        data_dir = ensure_simulated(self.simulator_config(), root / "simulated", self.name, self.seed)
-        return load_dars_dir(data_dir, self.name, cache_dir=cache_dir)
+        cfg = self.simulator_config()
+        try:
+            data_dir = ensure_simulated(cfg, root / "simulated", self.name, self.seed, self.format)
+            return load_dars_dir(data_dir, self.name, cache_dir=cache_dir)
+        except (OSError, DataError) as exc:  # read-only, full or damaged simulator cache
+            warnings.warn(
+                f"simulator cache under {root / 'simulated'} is unusable ({exc}); simulating "
+                "into a temporary folder, uncached",
+                DataWarning,
+                stacklevel=2,
+            )
+        with tempfile.TemporaryDirectory(prefix="darsbench-sim-") as tmp:
+            write_simulated(cfg, tmp, self.name, self.seed, self.format)
+            return load_dars_dir(tmp, self.name, use_cache=False)

@@ -31,7 +31,11 @@ from evaluators.leaderboard.render import (
     write_tables,
 )
 from evaluators.leaderboard.tables import (
+    TABLE1_MODES,
     baseline_table,
+    budget_comparisons,
+    comparison_tables,
+    curve_tables,
     draw_histograms,
     frontier_data,
     frontier_tables,
@@ -40,7 +44,7 @@ from evaluators.leaderboard.tables import (
     table1,
     table2,
 )
-from evaluators.plots import plot_draw_histogram, plot_frontier
+from evaluators.plots import plot_curves, plot_draw_histogram, plot_frontier
 
 __all__ = [
     "DEFAULT_BUDGETS", "DEFAULT_METRICS", "MODE_ORDER", "ROUTER_ORDER", "Report", "Table",
@@ -49,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rU", "dU")
+#: Figure kinds :func:`build_leaderboards` can draw.
+PLOT_KINDS = ("frontier", "hist", "budget", "learning_curve")
 #: Mean normalised cost budgets of the frontier table.
 DEFAULT_BUDGETS = (0.02, 0.05, 0.1, 0.2)
 
@@ -75,7 +81,10 @@ def build_leaderboards(
     frontier_view: str = "mean",
     hist_metric: str = "rU",
     header: Iterable[str] = (),
-    plots: bool = True,
+    plots: bool | Iterable[str] = True,
+    compare: Iterable[tuple[str, str]] = (),
+    correction: str = "holm",
+    resamples: int | None = None,
 ) -> Report:
     """Every ``results.json`` under ``paths`` -> paper-shaped tables, plots and a summary.
 
@@ -83,6 +92,12 @@ def build_leaderboards(
     notes, links to the plots), ``table1``, ``table2``, ``baselines``, ``protocol``, ``risk``
     and ``frontier`` as ``.md`` + ``.csv`` (those that apply), ``leaderboard.md/.csv`` (the
     long table of every run), ``frontier_<dataset>.png`` and ``hist_<dataset>_<router>.png``.
+    Paired comparisons (``table1_diff``: dars - single_shot per router; ``table2_diff``: every
+    ablated mode against dars, and the ``compare`` pairs ``(a, b)``) read the per-query values
+    of the runs' decisions files; ``correction`` (``holm`` or ``bh``) is applied per table and
+    ``resamples`` overrides the bootstrap resamples recorded in the runs. ``plots``: True (every
+    figure), False (none) or the kinds to draw among ``frontier``, ``hist``, ``budget`` and
+    ``learning_curve``.
     ``header`` lines go first in every text file (markdown comments / ``#`` lines in CSV; read
     the CSVs with ``pandas.read_csv(path, comment="#")``).
     """
@@ -119,6 +134,23 @@ def build_leaderboards(
     tables["baselines"] = baseline_table(df, results, metrics, report)
     tables["protocol"] = sweep_tables(df, "protocol", metrics, report)
     tables["risk"] = sweep_tables(df, "beta", metrics, report)
+    pairs = [("dars", "single_shot")] if set(TABLE1_MODES) <= set(df["mode"]) else []
+    ablated = sorted(set(df["mode"]) - set(TABLE1_MODES))
+    pairs2 = [("dars", m) for m in ablated] if "dars" in set(df["mode"]) else []
+    for kind, todo in (("table1_diff", pairs), ("table2_diff", pairs2 + list(compare))):
+        tables[kind] = []
+        for a, b in todo:
+            try:
+                tables[kind] += comparison_tables(df, results, a, b, report, correction=correction,
+                                                  resamples_n=resamples, kind=kind)
+            except (FileNotFoundError, ValueError) as exc:
+                report.notes.append(f"paired comparison {a} - {b} not computed: {exc}")
+    tables["budget"], budget_plots = curve_tables(df, "budget", ("tU", "rU"), report)
+    tables["budget_diff"] = budget_comparisons(df, results, report, correction=correction, resamples_n=resamples)
+    tables["learning_curve"], curve_plots = curve_tables(df, "learning_curve", ("tU", "rU"), report)
+    order = ("table1", "table1_diff", "table2", "table2_diff", "baselines", "protocol", "risk",
+             "budget", "budget_diff", "learning_curve")
+    report.tables = tables = {k: tables[k] for k in order}
     fronts = frontier_data(df, results, frontier_view)
     tables["frontier"] = frontier_tables(fronts, tuple(budgets), report)
     hists = draw_histograms(df, results, hist_metric)
@@ -130,18 +162,21 @@ def build_leaderboards(
     report.files.append(write_csv(out_dir / "leaderboard.csv", long, header))
 
     figures: list[tuple[str, Path]] = []
-    if plots:
+    kinds = set(PLOT_KINDS) if plots is True else set() if plots is False else set(plots)
+    if kinds - set(PLOT_KINDS):
+        raise ValueError(f"unknown plot kinds {sorted(kinds - set(PLOT_KINDS))}; choose from {PLOT_KINDS}")
+    if kinds:
         def suffix(key: tuple) -> str:
             return "_" + slug(GROUP_FIELDS, key) if n_groups > 1 else ""
 
-        for fr in fronts:
+        for fr in fronts if "frontier" in kinds else []:
             path = out_dir / safe_name(f"frontier_{fr['column']}{suffix(fr['group'])}.png")
             plot_frontier(
                 dict(fr["curves"]), fr["fixed"], path,
                 title=f"{fr['column']}: cost vs quality over the lambda grid (view={fr['view']})",
             )
             figures.append((f"frontier {fr['column']}" + (f" ({fr['setting']})" if n_groups > 1 else ""), path))
-        for h in hists:
+        for h in hists if "hist" in kinds else []:
             path = out_dir / safe_name(f"hist_{h['column']}_{h['router']}{suffix(h['group'])}.png")
             plot_draw_histogram(
                 h["values"], path, dars_value=h["dars"],
@@ -151,6 +186,13 @@ def build_leaderboards(
             figures.append((
                 f"draw histogram {h['router']} on {h['column']}"
                 + (f" ({h['setting']})" if n_groups > 1 else ""), path))
+        for kind, todo in (("budget", budget_plots), ("learning_curve", curve_plots)):
+            for c in todo if kind in kinds else []:
+                path = out_dir / safe_name(
+                    f"{kind}_{c['metric']}_{c['column']}_{c['router']}_{slug(('lam', 'beta', 'norm'), c['key'][:3])}.png"
+                )
+                plot_curves(c["series"], path, title=c["title"], xlabel=c["xlabel"], ylabel=f"test {c['metric']}")
+                figures.append((f"{c['title']} ({c['setting']})", path))
         report.files.extend(p for _, p in figures)
 
     report.text = readme_text(report, paths, figures)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: Folders under a sweep whose results.json files are copies, not runs.
@@ -24,9 +25,11 @@ ROUTER_ORDER = ("mlp", "knn", "embedllm", "mirt", "rm_softmax", "graphrouter", "
 DATASET_ORDER = ("gpqa", "math-500", "drop-800", "gpqa_like", "math_like", "drop_like")
 #: Protocol row order (rewrites x decodes).
 PROTOCOL_ORDER = ("1x1", "1x5", "3x3", "5x1", "5x5", "full")
-#: Setting fields that define a table group (the dataset is the table's column).
-GROUP_FIELDS = ("lam", "beta", "norm", "protocol")
-_FIELD_NAMES = {"lam": "lambda", "beta": "beta", "norm": "cost norm", "protocol": "protocol"}
+#: Setting fields that define a table group (the dataset is the table's column). ``train`` is
+#: the training-set size asked for (``all``, ``n=<queries>`` or ``B=<generations per model>``).
+GROUP_FIELDS = ("lam", "beta", "norm", "protocol", "train")
+_FIELD_NAMES = {"lam": "lambda", "beta": "beta", "norm": "cost norm", "protocol": "protocol",
+                "train": "training set"}
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -86,13 +89,26 @@ def row_label(router: str, mode: str) -> str:
 
 
 def describe(fields: tuple[str, ...], key: tuple) -> str:
-    """``lambda=0.05, beta=0.0, ...`` for the values ``key`` of setting ``fields``."""
-    return ", ".join(f"{_FIELD_NAMES[f]}={v}" for f, v in zip(fields, key))
+    """``lambda=0.05, beta=0.0, ...`` for the values ``key`` of setting ``fields`` (a training
+    set of ``all`` queries, the default, is not mentioned)."""
+    return ", ".join(
+        f"{_FIELD_NAMES[f]}={v}" for f, v in zip(fields, key) if not (f == "train" and v == "all")
+    )
 
 
 def slug(fields: tuple[str, ...], key: tuple) -> str:
-    short = {"lam": "lam", "beta": "beta", "norm": "", "protocol": ""}
-    return "_".join(f"{short[f]}{v}" for f, v in zip(fields, key))
+    short = {"lam": "lam", "beta": "beta", "norm": "", "protocol": "", "train": ""}
+    return "_".join(f"{short[f]}{v}" for f, v in zip(fields, key) if not (f == "train" and v == "all"))
+
+
+def train_label(training: dict[str, Any] | None) -> str:
+    """``all``, ``n=<queries>`` or ``B=<generations per model>`` from a run's ``training``."""
+    t = training or {}
+    if t.get("budget_per_model") is not None:
+        return f"B={t['budget_per_model']}"
+    if t.get("n_queries_asked") is not None:
+        return f"n={t['n_queries_asked']}"
+    return "all"
 
 
 def _features_name(res: dict[str, Any]) -> str | None:
@@ -121,10 +137,15 @@ def records_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
             "beta": float(c["beta"]),
             "norm": str(c["norm"]),
             "protocol": protocol_label(res.get("protocol")),
+            "train": train_label(res.get("training")),
             "seed": res.get("seed"),
             "n_draws": int(res.get("n_draws") or 1),
             "features": _features_name(res),
             "router_params": res.get("router_params"),
+            "data_seed": ((res.get("config") or {}).get("dataset") or {}).get("seed"),
+            "train_queries": (res.get("training") or {}).get("n_queries"),
+            "budget": (res.get("training") or {}).get("budget_per_model"),
+            "generations": ((res.get("training") or {}).get("generations") or {}).get("per_model"),
         }
         row["setting"] = (
             f"dataset {row['dataset']} (data {str(row['content_hash'])[:12]}), "
@@ -132,13 +153,18 @@ def records_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
         )
         for k, v in res["metrics"].items():
             row[k], row[k + "_std"], row[k + "_n"] = v["mean"], v["std"], v["n"]
+            row[k + "_low"], row[k + "_high"] = v.get("ci") or (float("nan"), float("nan"))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    hashes = df.groupby("dataset")["content_hash"].nunique(dropna=False)
+    # One column per dataset name; contents that differ only by the simulator's seed are seed
+    # replicates of that column, other contents sharing a name get columns name@hash.
+    seed_key = df["data_seed"].astype(str)
+    hashes = df.assign(_s=seed_key).groupby(["dataset", "_s"])["content_hash"].nunique(dropna=False)
+    clash = hashes[hashes > 1].index.get_level_values(0)
     df["column"] = [
-        f"{n}@{str(h)[:8]}" if hashes[n] > 1 else n for n, h in zip(df["dataset"], df["content_hash"])
+        f"{n}@{str(h)[:8]}" if n in clash else n for n, h in zip(df["dataset"], df["content_hash"])
     ]
     return df
 
@@ -155,3 +181,36 @@ def groups(df: pd.DataFrame, fields: tuple[str, ...] = GROUP_FIELDS) -> list[tup
     if df.empty:
         return []
     return [(k if isinstance(k, tuple) else (k,), sub) for k, sub in df.groupby(list(fields), sort=True)]
+
+
+def decisions_path(res: dict[str, Any]) -> Path:
+    """The decisions file next to a run's ``results.json`` (parquet, else csv)."""
+    folder = Path(res["_path"]).parent
+    for name in ("decisions.parquet", "decisions.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: no decisions.parquet or decisions.csv next to results.json")
+
+
+def per_query_values(res: dict[str, Any], metrics: Iterable[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(query_ids [Q], {metric: values [D, Q]})`` of a run, read from its decisions file.
+
+    The file holds one row per (draw, query), draw-major, with a column per metric (the value
+    of the chosen model on that query). A file without a metric's column is an error naming it.
+    """
+    path = decisions_path(res)
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    n_draws = int(frame["draw"].max()) + 1
+    if len(frame) % n_draws:
+        raise ValueError(f"{path}: {len(frame)} rows do not split into {n_draws} draws")
+    n_q = len(frame) // n_draws
+    frame = frame.sort_values(["draw"], kind="stable")
+    ids = frame["query_id"].astype(str).to_numpy().reshape(n_draws, n_q)
+    if (ids != ids[0]).any():
+        raise ValueError(f"{path}: draws list the test queries in different orders")
+    out = {}
+    for m in metrics:
+        if m not in frame:
+            raise ValueError(f"{path}: no per-query column {m!r} (written by darsbench >= issue 13)")
+        out[m] = frame[m].to_numpy(float).reshape(n_draws, n_q)
+    return ids[0], out

@@ -20,16 +20,24 @@ COLUMNS = ("rU", "dU", "rQ", "dQ", "cost")
 TRUTH_COLUMNS = ("tU",)
 TITLES = {
     "table1": "Table 1: single-shot vs DARS",
+    "table1_diff": "Table 1: DARS minus single-shot, paired over test queries (and draws)",
     "table2": "Table 2: supervision ablation",
+    "table2_diff": "Table 2: paired differences between supervision modes",
     "baselines": "Baselines per dataset",
     "protocol": "Protocol study",
     "risk": "Risk weight study",
     "frontier": "Cost-quality frontier",
+    "budget": "Equal training-generation budget",
+    "budget_diff": "Equal budget: paired differences against single-shot",
+    "learning_curve": "Learning curves",
 }
 LEGEND = (
     "rU / dU: mean utility q - lambda * c~ of the chosen model on the rewrite / decoding test "
-    "view (docs/analyses.md). Single-shot cells: mean ± std (ddof=0) over draws. † : several runs "
-    "pooled (see notes). — : no run. Table 2 avg columns: mean over datasets (avg: over every "
+    "view (docs/analyses.md). Single-shot cells: mean ± std (ddof=0) over draws. [low, high]: 95% "
+    "percentile-bootstrap interval over test queries (single-shot: queries and draws resampled "
+    "independently). (n=k): k runs (seeds) aggregated, mean and Student-t 95% interval across "
+    "them. Paired differences: +d [low, high] p=..., * significant at 5% after the table's "
+    "correction (stated in its heading). — : no run. Table 2 avg columns: mean over datasets (avg: over every "
     "cell of the row). Frontier: points re-routed under the lambda grid without retraining, "
     "AIQ = area under the non-decreasing upper hull over [0, largest cost] / width; Q@cost<=b: "
     "hull quality at mean normalised cost b (— : no point that cheap)."
@@ -59,17 +67,39 @@ class Report:
     n_results: int = 0
 
 
-def fmt(mean: Any, std: Any = np.nan, n: int = 1, runs: int = 1, digits: int = 4) -> str:
-    """The one cell format: ``mean``, ``± std`` when ``n > 1`` draws and the std is known,
-    ``†`` when several runs were pooled; :data:`MISSING` for no value."""
-    if mean is None or not np.isfinite(float(mean)):
+def _finite(x: Any) -> bool:
+    return x is not None and bool(np.isfinite(float(x)))
+
+
+def fmt(
+    mean: Any, std: Any = np.nan, n: int = 1, runs: int = 1, low: Any = np.nan, high: Any = np.nan,
+    digits: int = 4,
+) -> str:
+    """The one cell format: ``mean``; ``± std`` over draws when one run has ``n > 1`` draws;
+    ``[low, high]``, the 95% interval, when known; ``(n=k)`` when ``k`` runs (seeds) were
+    aggregated; :data:`MISSING` for no value."""
+    if not _finite(mean):
         return MISSING
     text = f"{float(mean):.{digits}f}"
-    if n and n > 1 and std is not None and np.isfinite(float(std)):
+    if runs <= 1 and n and n > 1 and _finite(std):
         text += f" ± {float(std):.{digits}f}"
+    if _finite(low) and _finite(high):
+        text += f" [{float(low):.{digits}f}, {float(high):.{digits}f}]"
     if runs > 1:
-        text += "†"
+        text += f" (n={runs})"
     return text
+
+
+def fmt_diff(diff: Any, low: Any, high: Any, p: Any, significant: bool, digits: int = 4) -> str:
+    """A paired difference: ``+d [low, high] p=...``, ``*`` when significant after correction."""
+    if not _finite(diff):
+        return MISSING
+    text = f"{float(diff):+.{digits}f}"
+    if _finite(low) and _finite(high):
+        text += f" [{float(low):+.{digits}f}, {float(high):+.{digits}f}]"
+    if _finite(p):
+        text += f" p={float(p):.3g}"
+    return text + ("*" if significant else "")
 
 
 def md_table(header: list[str], rows: list[list[str]], n_label_cols: int = 1) -> str:
@@ -91,12 +121,14 @@ def to_markdown(frame: pd.DataFrame) -> str:
         for r in sub.to_dict("records"):
             n = int(r.get("n_draws", 1) or 1)
             rows.append([str(r["method"]), str(r["supervision"])]
-                        + [fmt(r.get(c), r.get(c + "_std", np.nan), n) for c in cols])
+                        + [fmt(r.get(c), r.get(c + "_std", np.nan), n, 1, r.get(c + "_low"),
+                               r.get(c + "_high")) for c in cols])
         blocks.append(f"**{setting}**\n\n" + md_table(["method", "supervision", *cols], rows, 2))
     note = (
         "\n\nrU / dU: mean utility q - lambda * c~ on the rewrite / decoding test view; rQ / dQ: "
         "mean quality; cost: mean normalised cost over both views; tU: true utility (simulated "
-        "data only). Single-shot cells: mean ± std (ddof=0) over draws."
+        "data only). Single-shot cells: mean ± std (ddof=0) over draws. [low, high]: 95% "
+        "bootstrap interval over test queries (and draws), docs/analyses.md."
     )
     return "\n\n".join(blocks) + note
 

@@ -1,6 +1,6 @@
 """Leaderboard tables from the records frame: the long table of every run, Table 1, Table 2,
-the baseline block, protocol / risk sweeps and the frontier table (AIQ from
-:mod:`evaluators.frontier`). Shapes: docs/analyses.md, section "Leaderboards"."""
+the baseline block, protocol / risk sweeps, the frontier table (AIQ from
+:mod:`evaluators.frontier`) and paired comparisons of two supervision modes. Shapes: docs/analyses.md, section "Leaderboards"."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluators import uncertainty as U
 from evaluators.frontier import compare_curves
 from evaluators.leaderboard.records import (
     GROUP_FIELDS,
@@ -20,6 +21,7 @@ from evaluators.leaderboard.records import (
     describe,
     groups,
     ordered,
+    per_query_values,
     records_frame,
     row_label,
 )
@@ -30,6 +32,7 @@ from evaluators.leaderboard.render import (
     Report,
     Table,
     fmt,
+    fmt_diff,
     md_table,
 )
 
@@ -57,6 +60,9 @@ def _baseline_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             if col in b:
                 row[col], row[col + "_std"] = b[col], 0.0
         row["n_draws"] = 1
+        for col, (lo, hi) in (b.get("ci") or {}).items():
+            if col in row:
+                row[col + "_low"], row[col + "_high"] = lo, hi
         rows.append(row)
     return rows
 
@@ -74,6 +80,9 @@ def _run_row(rec: dict[str, Any]) -> dict[str, Any]:
             row[col], row[col + "_std"] = rec[col], rec[col + "_std"]
     row["n_draws"] = rec["n_draws"]
     row["seed"] = rec["seed"]
+    for col in ("rU", "dU", "rQ", "dQ", *TRUTH_COLUMNS):
+        if col in row and col + "_low" in rec:
+            row[col + "_low"], row[col + "_high"] = rec[col + "_low"], rec[col + "_high"]
     return row
 
 
@@ -97,11 +106,13 @@ def leaderboard_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- cells
 def cell(sub: pd.DataFrame, metric: str) -> dict[str, Any] | None:
-    """A table cell from one or several runs of the same (row, dataset).
+    """A table cell from one or several runs (seeds) of the same (row, dataset).
 
-    Several runs are pooled: the mean of the runs' means, and the std of all their draws taken
+    One run: its mean, std over draws and bootstrap interval (``low``, ``high``). Several runs:
+    the mean of the runs' means with a Student-t 95% interval across runs
+    (:func:`evaluators.uncertainty.seed_interval`), and the std of all their draws taken
     together (equal weight per run): sqrt(mean of within-run variances + variance of the run
-    means). ``runs`` says how many were pooled.
+    means). ``runs`` says how many were aggregated.
     """
     if sub.empty or metric not in sub or sub[metric].isna().all():
         return None
@@ -110,22 +121,31 @@ def cell(sub: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     stds = sub[metric + "_std"].to_numpy(float)
     ns = sub[metric + "_n"].to_numpy(int)
     if len(sub) == 1:
-        return {"mean": means[0], "std": stds[0], "n": int(ns[0]), "runs": 1}
+        lo = float(sub[metric + "_low"].iloc[0]) if metric + "_low" in sub else np.nan
+        hi = float(sub[metric + "_high"].iloc[0]) if metric + "_high" in sub else np.nan
+        return {"mean": means[0], "std": stds[0], "n": int(ns[0]), "runs": 1, "low": lo, "high": hi}
     pooled = float(np.sqrt(np.mean(stds**2) + np.var(means)))
-    return {"mean": float(means.mean()), "std": pooled, "n": int(ns.sum()), "runs": len(sub)}
+    si = U.seed_interval(means)
+    return {"mean": float(means.mean()), "std": pooled, "n": int(ns.sum()), "runs": len(sub),
+            "low": si["low"], "high": si["high"]}
 
 
 def fmt_cell(c: dict[str, Any] | None) -> str:
-    return MISSING if c is None else fmt(c["mean"], c["std"], c["n"], c.get("runs", 1))
+    if c is None:
+        return MISSING
+    return fmt(c["mean"], c["std"], c["n"], c.get("runs", 1), c.get("low"), c.get("high"))
 
 
-def _duplicate_note(where: str, sub: pd.DataFrame) -> str:
+def _duplicate_note(where: str, sub: pd.DataFrame) -> str | None:
+    """A note on runs aggregated into one cell, unless they are seed replicates."""
     differs = [
-        f for f in ("seed", "n_draws", "features", "router_params")
+        f for f in ("seed", "data_seed", "n_draws", "features", "router_params")
         if sub[f].astype(str).nunique() > 1
     ]
+    if differs and set(differs) <= {"seed", "data_seed"}:
+        return None
     what = ", ".join(f"{f} {sorted(set(sub[f].astype(str)))}" for f in differs) or "identical settings"
-    return f"{where}: {len(sub)} runs pooled (†; differ in: {what})"
+    return f"{where}: {len(sub)} runs aggregated (n={len(sub)}; differ in: {what})"
 
 
 def grid(
@@ -154,8 +174,9 @@ def grid(
         row_draws = 0
         for col in cols:
             csub = rsub[rsub["column"] == col]
-            if len(csub) > 1:
-                report.notes.append(_duplicate_note(f"{title} / {label} / {col}", csub))
+            note = _duplicate_note(f"{title} / {label} / {col}", csub) if len(csub) > 1 else None
+            if note:
+                report.notes.append(note)
             if csub.empty:
                 report.missing.append(f"{title} [{setting}]: {label} has no run on {col}")
             for m in metrics:
@@ -163,6 +184,9 @@ def grid(
                 frow[f"{col} {m}"] = np.nan if c is None else c["mean"]
                 frow[f"{col} {m} std"] = np.nan if c is None else c["std"]
                 frow[f"{col} {m} n"] = 0 if c is None else c["n"]
+                frow[f"{col} {m} low"] = np.nan if c is None else c["low"]
+                frow[f"{col} {m} high"] = np.nan if c is None else c["high"]
+                frow[f"{col} {m} runs"] = 0 if c is None else c["runs"]
                 row_draws = max(row_draws, 0 if c is None else c["n"])
                 md.append(fmt_cell(c))
                 per_metric[m].append(np.nan if c is None else c["mean"])
@@ -254,27 +278,42 @@ def baseline_table(
     for key, sub in groups(df, fields):
         setting = describe(fields, key)
         cols = columns(sub)
-        first = {col: results[int(sub[sub["column"] == col]["idx"].iloc[0])] for col in cols}
+        # One run per distinct data content (seed replicates of the column); baselines depend
+        # on the data, lambda and the cost norm only (tU also on beta).
+        per_col = {
+            col: [results[int(i)] for i in sub[sub["column"] == col].drop_duplicates("content_hash")["idx"]]
+            for col in cols
+        }
+        first = {col: runs[0] for col, runs in per_col.items()}
         for col in cols:
-            vals = {
-                json.dumps({n: results[int(i)]["baselines"].get(n, {}).get(m) for n in names for m in metrics})
-                for i in sub[sub["column"] == col]["idx"]
-            }
-            if len(vals) > 1:
-                report.notes.append(
-                    f"Baselines [{setting}]: runs on {col} disagree on baseline values; "
-                    "the first run's are shown"
-                )
+            for content_hash, csub in sub[sub["column"] == col].groupby("content_hash", dropna=False):
+                vals = {
+                    json.dumps({n: results[int(i)]["baselines"].get(n, {}).get(m) for n in names for m in metrics})
+                    for i in csub["idx"]
+                }
+                if len(vals) > 1:
+                    report.notes.append(
+                        f"Baselines [{setting}]: runs on {col} (data {str(content_hash)[:12]}) disagree "
+                        "on baseline values; the first run's are shown"
+                    )
         frame_rows, md_rows = [], []
         for name in names:
             frow: dict[str, Any] = {"setting": setting, "baseline": name}
             md = [name]
             for col in cols:
-                b = first[col]["baselines"].get(name) or {}
                 for m in metrics:
-                    v = b.get(m)
-                    frow[f"{col} {m}"] = np.nan if v is None else float(v)
-                    md.append(fmt(v))
+                    found = [(r["baselines"].get(name) or {}) for r in per_col[col]]
+                    vals = np.array([np.nan if b.get(m) is None else float(b[m]) for b in found])
+                    if len(found) == 1:
+                        lo, hi = (found[0].get("ci") or {}).get(m, (np.nan, np.nan))
+                        c = {"mean": vals[0], "low": lo, "high": hi, "runs": 1}
+                    else:
+                        si = U.seed_interval(vals)
+                        c = {"mean": si["mean"], "low": si["low"], "high": si["high"], "runs": si["n"]}
+                    frow[f"{col} {m}"] = c["mean"]
+                    frow[f"{col} {m} low"], frow[f"{col} {m} high"] = c["low"], c["high"]
+                    frow[f"{col} {m} runs"] = c["runs"]
+                    md.append(fmt(c["mean"], runs=c["runs"], low=c["low"], high=c["high"]))
             frame_rows.append(frow)
             md_rows.append(md)
         header = ["baseline"] + [f"{c} {m}" for c in cols for m in metrics]
@@ -435,4 +474,244 @@ def draw_histograms(
                     "router": router, "values": list(per_draw),
                     "dars": None if dars is None else dars["mean"], "metric": metric,
                 })
+    return out
+
+
+# ------------------------------------------------------------------ paired comparisons
+#: Metrics of the paired comparisons (tU only where the runs have it: simulated data).
+COMPARE_METRICS = ("rU", "dU", "tU")
+
+
+def _pair_runs(a: pd.DataFrame, b: pd.DataFrame) -> list[tuple[int, int]]:
+    """Runs of two arms matched by (router seed, data content): each pair shares its test set."""
+    def key(x: pd.DataFrame) -> pd.DataFrame:
+        return x.assign(_k=x["seed"].astype(str) + "|" + x["content_hash"].astype(str))
+
+    m = key(a).merge(key(b), on="_k", suffixes=("_a", "_b"))
+    return list(zip(m["idx_a"].astype(int), m["idx_b"].astype(int)))
+
+
+def paired_comparison(
+    results: list[dict[str, Any]], pairs: list[tuple[int, int]], metric: str,
+    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]], resamples_n: int | None = None,
+) -> dict[str, Any] | None:
+    """``metric(a) - metric(b)`` over matched runs, from their per-query decisions.
+
+    One pair: the paired bootstrap of :func:`evaluators.uncertainty.paired_difference` (same
+    test queries for both arms; single-shot draws resampled too), with the resamples and seed
+    recorded in run ``a``'s results. Several pairs (seeds): the mean of the per-pair differences
+    with a Student-t interval and a one-sample t-test across pairs (the seed is the unit).
+    """
+    diffs = []
+    for ia, ib in pairs:
+        for i in (ia, ib):
+            if i not in cache:
+                have = [k for k in COMPARE_METRICS if k in results[i]["metrics"]]
+                cache[i] = per_query_values(results[i], have)
+        (qa, va), (qb, vb) = cache[ia], cache[ib]
+        if metric not in va or metric not in vb:
+            return None
+        if not np.array_equal(qa, qb):
+            raise ValueError(
+                f"{results[ia]['_path']} and {results[ib]['_path']} are matched but test different queries"
+            )
+        boot = results[ia].get("bootstrap") or {}
+        diffs.append(U.paired_difference(
+            va[metric], vb[metric], resamples_n=int(resamples_n or boot.get("resamples", U.RESAMPLES)),
+            seed=int(boot.get("seed", 0)),
+        ))
+    if not diffs:
+        return None
+    if len(diffs) == 1:
+        return {**diffs[0], "pairs": 1, "method": "paired bootstrap"}
+    d = np.array([x["diff"] for x in diffs])
+    si = U.seed_interval(d)
+    return {"diff": si["mean"], "low": si["low"], "high": si["high"], "p": U.seed_test(d),
+            "pairs": len(diffs), "method": "t across seeds"}
+
+
+def comparison_tables(
+    df: pd.DataFrame,
+    results: list[dict[str, Any]],
+    mode_a: str,
+    mode_b: str,
+    report: Report,
+    *,
+    routers: list[str] | None = None,
+    correction: str = "holm",
+    alpha: float = 0.05,
+    resamples_n: int | None = None,
+    kind: str = "comparison",
+) -> list[Table]:
+    """Per group: ``mode_a - mode_b`` per router x dataset x metric (rU, dU, tU), each with its
+    interval and p-value; ``*`` marks cells significant at ``alpha`` after ``correction``
+    (``holm`` or ``bh``) over every cell of the table."""
+    if correction not in U.CORRECTIONS:
+        raise ValueError(f"correction must be one of {sorted(U.CORRECTIONS)}, got {correction!r}")
+    out = []
+    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for key, sub in groups(df, GROUP_FIELDS):
+        cols = columns(sub)
+        names = ordered(sub["router"], ROUTER_ORDER) if routers is None else routers
+        metrics = [m for m in COMPARE_METRICS if m in sub and sub[m].notna().any()]
+        rows = []
+        for router in names:
+            for col in cols:
+                rs = sub[(sub["router"] == router) & (sub["column"] == col)]
+                pairs = _pair_runs(rs[rs["mode"] == mode_a], rs[rs["mode"] == mode_b])
+                if not pairs:
+                    continue
+                for m in metrics:
+                    r = paired_comparison(results, pairs, m, cache, resamples_n)
+                    if r is not None:
+                        rows.append({"setting": describe(GROUP_FIELDS, key), "router": router,
+                                     "dataset": col, "metric": m, "a": mode_a, "b": mode_b, **r})
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows)
+        frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
+        frame["significant"] = frame["p_adjusted"] < alpha
+        frame["correction"] = correction
+        header = ["router"] + [f"{c} {m}" for c in cols for m in metrics]
+        md_rows = []
+        for router in [r for r in names if r in set(frame["router"])]:
+            md = [router]
+            for c in cols:
+                for m in metrics:
+                    hit = frame[(frame["router"] == router) & (frame["dataset"] == c) & (frame["metric"] == m)]
+                    if hit.empty:
+                        md.append(MISSING)
+                        continue
+                    h = hit.iloc[0]
+                    md.append(fmt_diff(h["diff"], h["low"], h["high"], h["p"], bool(h["significant"])))
+            md_rows.append(md)
+        name = "Holm" if correction == "holm" else "Benjamini-Hochberg"
+        heading = (
+            f"**Paired difference {mode_a} - {mode_b}** ({describe(GROUP_FIELDS, key)}; 95% intervals; "
+            f"* : adjusted p < {alpha:g}, {name} over the {len(frame)} cells of this table)"
+        )
+        out.append(Table(kind, f"{mode_a} - {mode_b}", describe(GROUP_FIELDS, key), frame,
+                         heading + "\n\n" + md_table(header, md_rows)))
+    return out
+
+
+# ---------------------------------------------------------- budget and learning curves
+def _arm_label(mode: str, protocol: str) -> str:
+    return mode if protocol == "full" else f"{mode} {protocol}"
+
+
+def curve_tables(
+    df: pd.DataFrame, kind: str, metrics: tuple[str, ...], report: Report
+) -> tuple[list[Table], list[dict[str, Any]]]:
+    """Budget (``kind="budget"``: runs with a generation budget, one line per supervision arm
+    mode x protocol, x = budget per model) or learning-curve tables (``kind="learning_curve"``:
+    runs on the first n training queries, one line per mode, x = n), per cost setting, dataset
+    and router; one table per metric, cells aggregated over seeds like every other cell.
+    Returns the tables and the plot series ``{label: (x, mean, low, high)}`` of each."""
+    prefix = "B=" if kind == "budget" else "n="
+    sub = df[df["train"].str.startswith(prefix)]
+    if sub.empty:
+        return [], []
+    sub = sub.assign(
+        x=sub["train"].str[len(prefix):].astype(int),
+        line=[_arm_label(m, p) if kind == "budget" else m for m, p in zip(sub["mode"], sub["protocol"])],
+    )
+    fields = ("lam", "beta", "norm") if kind == "budget" else ("lam", "beta", "norm", "protocol")
+    xname = "budget (generations per model)" if kind == "budget" else "training queries"
+    row_key = "arm" if kind == "budget" else "supervision"
+    tables, plots = [], []
+    for key, g in groups(sub, fields):
+        setting = describe(fields, key)
+        for col in columns(g):
+            for router in ordered(g[g["column"] == col]["router"], ROUTER_ORDER):
+                rs = g[(g["column"] == col) & (g["router"] == router)]
+                xs = sorted(set(rs["x"]))
+                lines = ordered(rs["line"], tuple(_arm_label(m, p) for m in MODE_ORDER for p in PROTOCOL_ORDER))
+                for m in metrics:
+                    if m not in rs or rs[m].isna().all():
+                        continue
+                    frame_rows, md_rows, series = [], [], {}
+                    for line in lines:
+                        frow: dict[str, Any] = {"setting": setting, "dataset": col, "router": router,
+                                                "metric": m, row_key: line}
+                        md = [line]
+                        pts = []
+                        for x in xs:
+                            cs = rs[(rs["line"] == line) & (rs["x"] == x)]
+                            c = cell(cs, m)
+                            if c is None:
+                                report.missing.append(f"{kind} [{setting}] {col} {router}: {line} has no run at {x}")
+                            frow[f"{x}"] = np.nan if c is None else c["mean"]
+                            frow[f"{x} low"] = np.nan if c is None else c["low"]
+                            frow[f"{x} high"] = np.nan if c is None else c["high"]
+                            frow[f"{x} runs"] = 0 if c is None else c["runs"]
+                            if kind == "budget" and not cs.empty:
+                                frow[f"{x} generations"] = float(cs["generations"].iloc[0])
+                                frow[f"{x} queries"] = int(cs["train_queries"].iloc[0])
+                            md.append(fmt_cell(c))
+                            pts.append((x, np.nan, np.nan, np.nan) if c is None else (x, c["mean"], c["low"], c["high"]))
+                        frame_rows.append(frow)
+                        md_rows.append(md)
+                        series[line] = tuple(np.array(v, dtype=float) for v in zip(*pts))
+                    title = f"{'Equal budget' if kind == 'budget' else 'Learning curve'}: {m}, {router} on {col}"
+                    header = [row_key] + [f"{prefix}{x}" for x in xs]
+                    text = f"**{title}** ({setting})\n\n" + md_table(header, md_rows)
+                    tables.append(Table(kind, title, setting, pd.DataFrame(frame_rows), text))
+                    plots.append({"key": key, "column": col, "router": router, "metric": m,
+                                  "series": series, "title": title, "xlabel": xname, "setting": setting})
+    return tables, plots
+
+
+def budget_comparisons(
+    df: pd.DataFrame, results: list[dict[str, Any]], report: Report, *, metric: str = "tU",
+    reference: str = "single_shot", correction: str = "holm", alpha: float = 0.05,
+    resamples_n: int | None = None,
+) -> list[Table]:
+    """At each budget: every arm minus the ``reference`` arm on ``metric``, paired over the same
+    test queries (and the reference's draws), per cost setting, dataset and router; the
+    correction runs over every cell of the table (arms x budgets)."""
+    sub = df[df["train"].str.startswith("B=")]
+    if sub.empty or metric not in sub:
+        return []
+    sub = sub.assign(x=sub["train"].str[2:].astype(int),
+                     line=[_arm_label(m, p) for m, p in zip(sub["mode"], sub["protocol"])])
+    fields = ("lam", "beta", "norm")
+    out = []
+    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for key, g in groups(sub, fields):
+        setting = describe(fields, key)
+        for col in columns(g):
+            for router in ordered(g[g["column"] == col]["router"], ROUTER_ORDER):
+                rs = g[(g["column"] == col) & (g["router"] == router)]
+                xs = sorted(set(rs["x"]))
+                lines = [ln for ln in ordered(rs["line"], ()) if ln != reference]
+                rows = []
+                for line in lines:
+                    for x in xs:
+                        at = rs[rs["x"] == x]
+                        pairs = _pair_runs(at[at["line"] == line], at[at["line"] == reference])
+                        r = paired_comparison(results, pairs, metric, cache, resamples_n) if pairs else None
+                        if r is not None:
+                            rows.append({"setting": setting, "dataset": col, "router": router, "metric": metric,
+                                         "arm": line, "budget": x, "reference": reference, **r})
+                if not rows:
+                    continue
+                frame = pd.DataFrame(rows)
+                frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
+                frame["significant"] = frame["p_adjusted"] < alpha
+                frame["correction"] = correction
+                md_rows = []
+                for line in lines:
+                    md = [line]
+                    for x in xs:
+                        hit = frame[(frame["arm"] == line) & (frame["budget"] == x)]
+                        md.append(MISSING if hit.empty else fmt_diff(
+                            hit["diff"].iloc[0], hit["low"].iloc[0], hit["high"].iloc[0], hit["p"].iloc[0],
+                            bool(hit["significant"].iloc[0])))
+                    md_rows.append(md)
+                name = "Holm" if correction == "holm" else "Benjamini-Hochberg"
+                title = f"Equal budget, paired: {metric} of each arm minus {reference}, {router} on {col}"
+                text = (f"**{title}** ({setting}; * : adjusted p < {alpha:g}, {name} over the "
+                        f"{len(frame)} cells)\n\n" + md_table(["arm"] + [f"B={x}" for x in xs], md_rows))
+                out.append(Table("budget_diff", title, setting, frame, text))
     return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from tqdm.auto import tqdm
 
 from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable
 from benchmark.data.schema import CONTEXT_CHARS
@@ -153,7 +154,9 @@ def _simulate_split(
     reading = cfg.question_style == "reading"
     is_train = split == "train"
     n_rew = cfg.n_rewrites if is_train else cfg.n_test_rewrites
-    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), rng_q) for t, c in zip(topic, n_clauses)]
+    progress = tqdm(zip(topic, n_clauses), total=n_queries, desc=f"simulating {split} queries",
+                    disable=None, delay=2.0, leave=False)  # fmt: skip
+    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), rng_q) for t, c in progress]
     originals = [
         qt.render(qt.original_choices(), list(range(len(qt.conditions))), False, reading) for qt in texts
     ]

@@ -4,6 +4,7 @@ rewrites (docs/simulator.md, "Queries and text")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -144,38 +145,58 @@ _MC_LETTERS = ("A", "B", "C", "D")
 _Part = str | tuple[str, int]  # literal text, or (synonym group, original choice)
 
 
-def _parse_template(
-    template: str, words: Iterator[str], numbers: Iterator[str], topic: str, rng: np.random.Generator
-) -> list[_Part]:
-    """Fill ``{w}``/``{n}``/``{y}``/``{T}``; keep ``<group>`` as a slot with a random original choice."""
-    parts: list[_Part] = []
-    buf = []
+@lru_cache(maxsize=None)
+def _compile(template: str) -> tuple[tuple[str, str], ...]:
+    """Tokens of a template: ``("lit", text)``, ``("w"|"n"|"y"|"T", "")`` or ``("slot", group)``."""
+    tokens: list[tuple[str, str]] = []
     i = 0
     while i < len(template):
         ch = template[i]
         if ch == "{":
             j = template.index("}", i)
             key = template[i + 1 : j]
-            if key == "w":
-                buf.append(next(words))
-            elif key in ("n", "y"):
-                buf.append(next(numbers) if key == "n" else str(int(rng.integers(1700, 2000))))
-            elif key == "T":
-                buf.append(topic)
-            else:  # pragma: no cover - templates are module constants
+            if key not in ("w", "n", "y", "T"):  # pragma: no cover - templates are module constants
                 raise ValueError(f"bad template key {key!r}")
+            tokens.append((key, ""))
             i = j + 1
         elif ch == "<":
             j = template.index(">", i)
-            group = template[i + 1 : j]
+            tokens.append(("slot", template[i + 1 : j]))
+            i = j + 1
+        else:
+            j = i
+            while j < len(template) and template[j] not in "{<":
+                j += 1
+            tokens.append(("lit", template[i:j]))
+            i = j
+    return tuple(tokens)
+
+
+def _parse_template(
+    template: str, words: Iterator[str], numbers: Iterator[str], topic: str, rng: np.random.Generator
+) -> list[_Part]:
+    """Fill ``{w}``/``{n}``/``{y}``/``{T}``; keep ``<group>`` as a slot with a random original choice.
+
+    Random draws happen in template order (numbers, years, slot choices), one at a time.
+    """
+    parts: list[_Part] = []
+    buf: list[str] = []
+    for kind, text in _compile(template):
+        if kind == "lit":
+            buf.append(text)
+        elif kind == "w":
+            buf.append(next(words))
+        elif kind == "n":
+            buf.append(next(numbers))
+        elif kind == "y":
+            buf.append(str(int(rng.integers(1700, 2000))))
+        elif kind == "T":
+            buf.append(topic)
+        else:
             if buf:
                 parts.append("".join(buf))
                 buf = []
-            parts.append((group, int(rng.integers(len(_SYNONYMS[group])))))
-            i = j + 1
-        else:
-            buf.append(ch)
-            i += 1
+            parts.append((text, int(rng.integers(len(_SYNONYMS[text])))))
     if buf:
         parts.append("".join(buf))
     return parts
@@ -307,9 +328,11 @@ def rewrite_views(
     views: list[str] = []
     space = int(np.prod(radices, dtype=np.int64)) * 2 * (2 if can_swap else 1)
     max_distinct = space - 1
+    highs = np.asarray(radices, dtype=np.int64)
     for _ in range(n_views):
         for _attempt in range(64):
-            choices = tuple(int(rng.integers(r)) for r in radices)
+            # one array draw = the same numbers (and generator state) as one draw per slot
+            choices = tuple(rng.integers(highs).tolist()) if radices else ()
             flip = bool(rng.integers(2))
             swap = bool(rng.integers(2)) if can_swap else False
             key = (choices, flip, swap)

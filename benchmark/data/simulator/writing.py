@@ -20,6 +20,15 @@ from benchmark.data.simulator.sampling import SimulatedData, simulate
 
 #: Rows per record batch (bounds the memory of writing a large simulation).
 BATCH_ROWS = 1 << 18
+#: ``ensure_simulated(fmt="auto")`` writes Parquet from this many observations on.
+PARQUET_FROM_OBSERVATIONS = 500_000
+
+
+def n_observations(cfg: SimulatorConfig) -> int:
+    """Rows of both split files of a simulation with ``cfg``."""
+    n_m = len(cfg.models)
+    train = cfg.n_train * n_m * cfg.n_rewrites * cfg.n_decodes
+    return train + cfg.n_test * n_m * (cfg.n_test_rewrites + len(cfg.test_temperatures))
 
 
 def _dict(indices: np.ndarray, values: list, mask: np.ndarray | None = None) -> pa.DictionaryArray:
@@ -152,6 +161,15 @@ def simulated_rows(data: SimulatedData, split: str) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
+def resolve_format(cfg: SimulatorConfig, fmt: str) -> str:
+    """``fmt``, with ``auto`` resolved: JSONL below :data:`PARQUET_FROM_OBSERVATIONS`
+    observations, Parquet from there on. Raises ``ValueError`` for an unknown format."""
+    if fmt == "auto":
+        fmt = "parquet" if n_observations(cfg) >= PARQUET_FROM_OBSERVATIONS else "jsonl"
+    split_file_name("train", fmt)
+    return fmt
+
+
 def _metadata(data: SimulatedData) -> dict[str, Any]:
     cfg = data.cfg
     return {
@@ -209,13 +227,14 @@ def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "json
 def write_simulated(
     cfg: SimulatorConfig, out_dir: str | os.PathLike, name: str, seed: int, fmt: str = "jsonl"
 ) -> Path:
-    """Simulate and write ``<out_dir>/<name>/{train,test}_scored_generations.<fmt>``,
+    """Simulate and write ``<out_dir>/<name>/{train,test}_scored_generations.<fmt>`` (``fmt``
+    as in :func:`resolve_format`),
     ``metadata.json`` and ``truth.csv`` (each atomically). Returns ``<out_dir>/<name>``.
 
     Pass ``out_dir`` as the loader's ``data_dir``: ``load_dars_dir(out_dir, name)``.
     """
     _check_name(name)
-    split_file_name("train", fmt)
+    fmt = resolve_format(cfg, fmt)
     return write_data(simulate(cfg, seed, name=name), out_dir, fmt)
 
 
@@ -225,16 +244,18 @@ def _check_name(name: str) -> None:
 
 
 def ensure_simulated(
-    cfg: SimulatorConfig, cache_root: str | os.PathLike, name: str, seed: int, fmt: str = "jsonl"
+    cfg: SimulatorConfig, cache_root: str | os.PathLike, name: str, seed: int, fmt: str = "auto"
 ) -> Path:
     """The data_dir of a cached simulation, writing it first if it is not there yet.
 
-    Files live in ``<cache_root>/<config_hash>/<name>/`` (Parquet by default: compact and fast
-    to read); the function returns ``<cache_root>/<config_hash>`` (the loader's ``data_dir``).
+    Files live in ``<cache_root>/<config_hash>/<name>/``, as ``fmt`` (``auto``: JSONL below
+    :data:`PARQUET_FROM_OBSERVATIONS` observations, Parquet from there on: several times
+    smaller and faster to write and read); the function returns ``<cache_root>/<config_hash>`` (the loader's ``data_dir``).
     The ``<name>`` folder is written in a temporary sibling and renamed into place, so a reader
     never sees a partial folder and concurrent callers (parallel sweeps) agree on one copy.
     """
     _check_name(name)
+    fmt = resolve_format(cfg, fmt)
     data_dir = Path(cache_root).expanduser() / config_hash(cfg, seed)
     target = data_dir / name
     if target.is_dir():
