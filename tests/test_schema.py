@@ -46,6 +46,11 @@ def _compose(name: str, overrides: list[str]):
         (["router=mirt", "router.training.early_stopping=3"], "router.training.early_stopping", "3", "true or false"),
         (["features=tfidf", "features.max_features=0"], "features.max_features", "0", ">= 1"),
         (["print_table=2"], "print_table", "2", "boolean"),
+        (["threads=0"], "threads", "0", ">= 1"),
+        (["train.n_queries=2.5"], "train.n_queries", "2.5", "whole number"),
+        (["bootstrap.resamples=0"], "bootstrap.resamples", "0", ">= 1"),
+        (["bootstrap.seed=-1"], "bootstrap.seed", "-1", ">= 0"),
+        (["resume=maybe"], "resume", "'maybe'", "boolean"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(overrides, key, value, allowed):
@@ -58,7 +63,7 @@ def test_bad_values_name_key_value_and_what_is_allowed(overrides, key, value, al
 
 def test_every_shipped_config_is_valid():
     names = lambda group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))  # noqa: E731
-    for group in ("router", "dataset", "features", "supervision", "protocol", "cost", "logger"):
+    for group in ("router", "dataset", "features", "supervision", "protocol", "cost", "logger", "arm"):
         for option in names(group):
             validate(_compose("config", [f"{group}={option}"]), RunSchema)
     for exp in names("experiment"):

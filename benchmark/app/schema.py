@@ -103,6 +103,7 @@ class DatasetSchema(_Open):
     download: StrictBool = False
     revision: str | None = None
     overrides: dict[str, Any] | None = None
+    format: Literal["auto", "jsonl", "jsonl.gz", "parquet"] = "auto"
 
     @field_validator("preset")
     @classmethod
@@ -129,13 +130,28 @@ class HistogramSchema(_Closed):
     n_draws: Count = 100
 
 
+class TrainSchema(_Closed):
+    n_queries: Count | None = None
+    budget: Count | None = None
+
+
+class BootstrapSchema(_Closed):
+    resamples: Count = 2000
+    seed: Seed = 0
+
+
 class RunSchema(_Open):
     """``conf/config.yaml`` (``darsbench``)."""
 
     seed: Seed
     cache_dir: Annotated[str, Field(min_length=1)]
     decisions_format: Literal["parquet", "csv"] = "parquet"
+    threads: Count | None = None
     print_table: StrictBool = True
+    resume: StrictBool = False
+    save_router: StrictBool = False
+    train: TrainSchema = TrainSchema()
+    bootstrap: BootstrapSchema = BootstrapSchema()
     frontier: FrontierSchema = FrontierSchema()
     cost: CostSchema
     supervision: SupervisionSchema
@@ -149,6 +165,7 @@ class DiagnoseSchema(_Open):
     seed: Seed
     cache_dir: Annotated[str, Field(min_length=1)]
     decisions_format: Literal["parquet", "csv"] = "parquet"
+    threads: Count | None = None
     align: Literal["position", "rank"] = "position"
     histogram: HistogramSchema = HistogramSchema()
     cost: CostSchema

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmark.data.dataset import DarsDataset
 from benchmark.data.errors import DataError, DataWarning
+from benchmark.data.fetch import RELEASE_NAMES, REVISION, fetch_release
 from benchmark.data.loader import default_cache_dir, load_dars_dir
 from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated, write_simulated
 
@@ -24,25 +25,32 @@ EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"
 class DarsDirSource:
     """A directory in the DARS release layout: ``<data_dir>/<name>/{train,test}_scored_generations.jsonl``.
 
-    ``data_dir`` may be omitted for the datasets embedded in the package (``tinypool``).
+    Without ``data_dir``: a dataset embedded in the package (``tinypool``), else the official
+    release (gpqa, math-500, drop-800) from the darsbench cache (``darsbench-fetch``), fetched
+    on first use when ``download`` is true (:mod:`benchmark.data.fetch`).
     """
 
     name: str
     data_dir: str | None = None
+    download: bool = False
+    revision: str = REVISION
 
-    def resolve_dir(self) -> Path:
+    def resolve_dir(self, cache_dir: str | Path | None = None) -> Path:
         if self.data_dir in (None, "", "???"):
             embedded = EMBEDDED_ROOT / self.name
             if embedded.is_dir():
                 return embedded
-            raise ValueError(
-                f"dataset {self.name!r}: set dataset.data_dir=/path/to/release "
-                f"(the folder that holds {self.name}/train_scored_generations.jsonl)"
-            )
+            if self.name in RELEASE_NAMES:
+                return fetch_release(self.name, revision=self.revision, cache_root=cache_dir,
+                                     offline=not self.download).data_dir
+            raise DataError(f"dataset {self.name}", None, "dataset.data_dir",
+                            f"not set: give dataset.data_dir=/path/to/folder (the folder that holds "
+                            f"{self.name}/train_scored_generations.jsonl); without it only the release "
+                            f"({', '.join(RELEASE_NAMES)}) and the embedded datasets are found")
         return Path(self.data_dir).expanduser()
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        return load_dars_dir(self.resolve_dir(), self.name, cache_dir=cache_dir)
+        return load_dars_dir(self.resolve_dir(cache_dir), self.name, cache_dir=cache_dir)
 
 
 @dataclass

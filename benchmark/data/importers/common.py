@@ -19,14 +19,14 @@ class ConvertError(ValueError):
     a whole-file problem), ``field`` the offending field (e.g. ``scores.gemma-2-9b-it``)."""
 
     def __init__(self, path: str | os.PathLike, index: int | None, field: str | None, detail: str,
-                 *, n_problems: int = 1, problems: Sequence["Problem"] = ()) -> None:
+                 *, n_problems: int = 1, problems: Sequence["Problem"] = (), unit: str = "item") -> None:
         self.path = str(path)
         self.index = index
         self.field = field
         self.detail = detail
         self.n_problems = n_problems
         self.problems = list(problems)
-        where = Path(path).name + ("" if index is None else f" item {index}")
+        where = Path(path).name + ("" if index is None else f" {unit} {index}")
         what = "" if field is None else f"field '{field}': "
         super().__init__(f"{where}: {what}{detail}")
 
