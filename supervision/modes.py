@@ -18,6 +18,10 @@ from benchmark.data.dataset import ObservationBlock
 from supervision.stats import masked_mean, masked_std
 from supervision.utility import select_models, softmax, utility
 
+#: Single-shot samplers: ``darsbench`` (one uniform per pair, vectorised) and ``official`` (the
+#: paper's reference code: one ``rng.integers`` per (query, model) group in file order).
+SAMPLERS = ("darsbench", "official")
+
 MODES = (
     "single_shot",
     "input_only",
@@ -139,6 +143,40 @@ def single_shot(block: ObservationBlock, n_draws: int = 100, seed: int = 0) -> T
     return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64))
 
 
+def single_shot_official(block: ObservationBlock, n_draws: int = 100, seed: int = 42) -> Targets:
+    """The paper's reference single-shot sampler, draw for draw.
+
+    Draw ``d`` uses ``numpy.random.default_rng(seed + d)`` and walks the (query, model) groups
+    that have at least one present observation in file order: queries in block order, models
+    in pool order (the order a DARS file written query by query, model by model, lists them).
+    For a group of ``n`` observations it calls ``rng.integers(0, n)`` once and takes that
+    observation, counting the group's observations in ``(prompt_variant_id, decode_id)`` order
+    (the file order within a group). ``rng.integers(0, 1)`` consumes no randomness, so a group
+    with one observation does not shift the later draws. One vectorised ``rng.integers`` call
+    over all groups gives exactly the numbers of those per-group calls. ``sigma_q`` is 0.
+    """
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    q, m, v, s = block.score.shape
+    present = block.present.reshape(q * m, v * s)
+    n = present.sum(axis=1)  # [Q*M], groups in (query, model) order
+    groups = np.flatnonzero(n > 0)
+    rank = np.zeros((n_draws, q * m), dtype=np.int64)
+    for d in range(n_draws):
+        rank[d, groups] = np.random.default_rng(seed + d).integers(0, n[groups])
+    csum = np.cumsum(present, axis=-1)  # [Q*M, K]
+    k = (csum[None] > rank[..., None]).argmax(axis=-1)  # [D, Q*M]: the rank-th present obs
+    has = np.broadcast_to(n > 0, k.shape)
+    pair = np.arange(q * m)[None, :]
+    score = block.score.reshape(q * m, v * s)
+    cost = block.cost.reshape(q * m, v * s)
+    shape = (n_draws, q, m)
+    mu_q = np.where(has, score[pair, k], np.nan).reshape(shape)
+    mu_c = np.where(has, cost[pair, k], np.nan).reshape(shape)
+    sigma = np.where(has, 0.0, np.nan).reshape(shape)
+    return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64).reshape(shape))
+
+
 def input_only(block: ObservationBlock) -> Targets:
     """Decode ``decode_id`` 0 (the first decode) of every rewrite; std over those (ddof=1)."""
     mask = block.present.copy()
@@ -209,10 +247,22 @@ _DETERMINISTIC: dict[str, Callable[[ObservationBlock], Targets]] = {
 
 
 def make_targets(
-    block: ObservationBlock, mode: str, *, n_draws: int = 100, seed: int = 0
+    block: ObservationBlock,
+    mode: str,
+    *,
+    n_draws: int = 100,
+    seed: int = 0,
+    sampler: str = "darsbench",
 ) -> Targets:
-    """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`)."""
+    """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`).
+
+    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); other modes ignore it.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown single-shot sampler {sampler!r}; choose one of {SAMPLERS}")
     if mode == "single_shot":
+        if sampler == "official":
+            return single_shot_official(block, n_draws=n_draws, seed=seed)
         return single_shot(block, n_draws=n_draws, seed=seed)
     try:
         fn = _DETERMINISTIC[mode]

@@ -44,6 +44,7 @@ def build_spec(cfg: DictConfig, router_name: str) -> CellSpec:
         frontier_lams=list(cfg.frontier.lams or []),
         cache_dir=Path(os.path.expanduser(str(cfg.cache_dir))),
         decisions_format=str(cfg.decisions_format),
+        sampler=str(cfg.supervision.get("sampler", "darsbench")),
     )
 
 

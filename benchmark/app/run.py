@@ -25,6 +25,7 @@ from evaluators import metrics as M
 from evaluators.baselines import baseline_results, evaluate_policy
 from evaluators.frontier import frontier_points
 from supervision.modes import make_targets
+from supervision.stats import draw_std
 
 RESULTS_SCHEMA = "darsbench.results/1"
 
@@ -48,6 +49,7 @@ class CellSpec:
     frontier_lams: list[float] = field(default_factory=list)
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
+    sampler: str = "darsbench"
 
 
 def package_versions() -> dict[str, str]:
@@ -65,9 +67,10 @@ def package_versions() -> dict[str, str]:
 
 
 def _summary(values: np.ndarray) -> dict[str, Any]:
-    """Mean and std (ddof=0) over draws; a deterministic mode has one 'draw'."""
+    """Mean and sample std (ddof=1, :func:`supervision.stats.draw_std`) over draws; a
+    deterministic mode has one 'draw' (std 0)."""
     v = np.atleast_1d(np.asarray(values, dtype=float))
-    return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": int(v.size)}
+    return {"mean": float(np.mean(v)), "std": draw_std(v), "n": int(v.size)}
 
 
 def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
@@ -103,7 +106,9 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
 
     t = time.perf_counter()
     train_block = apply_protocol(data.train, spec.n_rewrites, spec.n_decodes)
-    targets = make_targets(train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed)
+    targets = make_targets(
+        train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed, sampler=spec.sampler
+    )
     beta_eff = targets.effective_beta(spec.beta)
     timings["targets"] = time.perf_counter() - t
 
@@ -167,6 +172,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "router_params": repr(spec.router),
         "supervision": spec.mode,
         "n_draws": targets.n_draws,
+        "sampler": spec.sampler,
         "protocol": {"n_rewrites": spec.n_rewrites, "n_decodes": spec.n_decodes},
         "cost": {"lam": spec.lam, "beta": spec.beta, "beta_effective": beta_eff, "norm": spec.cost_norm},
         "seed": spec.seed,
