@@ -9,7 +9,7 @@ skip such targets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -43,6 +43,8 @@ class Targets:
         uses_risk: whether ``beta`` applies to this mode (False for ``single_shot`` and
             ``dars_no_risk``, whose utility has no risk term).
         n_obs: ``[Q, M]`` (or ``[D, Q, M]``) count of observations behind each target.
+        models: the model name of each column (pool order), or None where unknown. Routers
+            that order their outputs by model name (the official recipes) need it.
     """
 
     mode: str
@@ -51,6 +53,7 @@ class Targets:
     sigma_q: np.ndarray
     uses_risk: bool
     n_obs: np.ndarray
+    models: tuple[str, ...] | None = None
 
     @property
     def has_draws(self) -> bool:
@@ -81,21 +84,20 @@ class Targets:
             if d != 0:
                 raise IndexError(f"targets of mode {self.mode!r} have no draw {d}")
             return self
-        return Targets(
-            self.mode, self.mu_q[d], self.mu_c[d], self.sigma_q[d], self.uses_risk, self.n_obs[d]
+        return replace(
+            self, mu_q=self.mu_q[d], mu_c=self.mu_c[d], sigma_q=self.sigma_q[d], n_obs=self.n_obs[d]
         )
 
     def stacked(self) -> "Targets":
         """The same targets with a leading draw axis (length 1 where there are no draws)."""
         if self.has_draws:
             return self
-        return Targets(
-            self.mode,
-            self.mu_q[None],
-            self.mu_c[None],
-            self.sigma_q[None],
-            self.uses_risk,
-            self.n_obs[None],
+        return replace(
+            self,
+            mu_q=self.mu_q[None],
+            mu_c=self.mu_c[None],
+            sigma_q=self.sigma_q[None],
+            n_obs=self.n_obs[None],
         )
 
 
@@ -253,19 +255,26 @@ def make_targets(
     n_draws: int = 100,
     seed: int = 0,
     sampler: str = "darsbench",
+    models: tuple[str, ...] | None = None,
 ) -> Targets:
     """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`).
 
     ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); other modes ignore it.
+    ``models`` (the pool's names, one per column) is attached to the targets.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown single-shot sampler {sampler!r}; choose one of {SAMPLERS}")
+    if models is not None and len(models) != block.n_models:
+        raise ValueError(f"{len(models)} model names for a block of {block.n_models} models")
     if mode == "single_shot":
         if sampler == "official":
-            return single_shot_official(block, n_draws=n_draws, seed=seed)
-        return single_shot(block, n_draws=n_draws, seed=seed)
-    try:
-        fn = _DETERMINISTIC[mode]
-    except KeyError:
-        raise ValueError(f"unknown supervision mode {mode!r}; choose one of {MODES}") from None
-    return fn(block)
+            t = single_shot_official(block, n_draws=n_draws, seed=seed)
+        else:
+            t = single_shot(block, n_draws=n_draws, seed=seed)
+    else:
+        try:
+            fn = _DETERMINISTIC[mode]
+        except KeyError:
+            raise ValueError(f"unknown supervision mode {mode!r}; choose one of {MODES}") from None
+        t = fn(block)
+    return t if models is None else replace(t, models=tuple(str(m) for m in models))

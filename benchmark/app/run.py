@@ -107,7 +107,8 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     t = time.perf_counter()
     train_block = apply_protocol(data.train, spec.n_rewrites, spec.n_decodes)
     targets = make_targets(
-        train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed, sampler=spec.sampler
+        train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed, sampler=spec.sampler,
+        models=data.models,
     )
     beta_eff = targets.effective_beta(spec.beta)
     timings["targets"] = time.perf_counter() - t
