@@ -18,7 +18,8 @@ def evaluate_policy(
     lam: float,
     beta: float,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metrics ``rU, rQ, rC, dU, dQ, dC`` (+ ``tU, tQ, t_best`` on simulated data) and shares."""
+    """Metrics ``rU, rQ, rC, dU, dQ, dC``, ``chosen_decoding_instability`` (+ ``tU, tQ, t_best``
+    on simulated data) and shares."""
     values: dict[str, np.ndarray] = {}
     shares: dict[str, np.ndarray] = {}
     for prefix, vs in stats.items():
@@ -26,6 +27,7 @@ def evaluate_policy(
         for k in M.VIEW_METRICS:
             values[prefix + k] = res[k]
         shares[prefix] = res["share"]
+    values["chosen_decoding_instability"] = M.chosen_decoding_instability(data.test_decoding, choices)
     if data.test_truth is not None:
         values.update(M.true_utility(data.test_truth, choices, lam, beta))
     return values, shares

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.data.dataset import ObservationBlock, TruthTable
-from supervision.stats import masked_mean
+from supervision.stats import masked_mean, masked_std
 from supervision.utility import TIE_ATOL, select_models, utility
 
 VIEW_METRICS = ("U", "Q", "C")
@@ -90,6 +90,19 @@ def evaluate_choices(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[
     one_hot = choices[..., None] == np.arange(stats.n_models)
     out["share"] = one_hot.mean(axis=-2)
     return out
+
+
+def chosen_decoding_instability(block: ObservationBlock, choices: np.ndarray) -> np.ndarray:
+    """Mean over test queries of the chosen model's quality spread on the decoding view.
+
+    For query ``x`` and its chosen model ``m``: the sample standard deviation (ddof=1; 0 with one
+    observation) of ``q`` over the pair's decoding-view observations (the original query decoded
+    several times). Low values mean the router picks models whose answer to this very query
+    is stable. ``choices`` ``[Q]`` or ``[D, Q]``; a pair without observations is left out
+    (warned). The paper's reference code reports it as ``chosen_decoding_instability``.
+    """
+    sd = masked_std(block.score, block.present, (2, 3), ddof=1)  # [Q, M]
+    return _mean_over_queries(_gather(sd, np.asarray(choices, dtype=np.int64)), "chosen_decoding_instability")
 
 
 # ------------------------------------------------------------------ baselines
