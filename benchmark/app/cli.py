@@ -45,6 +45,7 @@ def build_spec(cfg: DictConfig, router_name: str) -> CellSpec:
         cache_dir=Path(os.path.expanduser(str(cfg.cache_dir))),
         decisions_format=str(cfg.decisions_format),
         sampler=str(cfg.supervision.get("sampler", "darsbench")),
+        use_context=bool(cfg.get("feature_context", True)),
     )
 
 

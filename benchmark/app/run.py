@@ -50,6 +50,7 @@ class CellSpec:
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
     sampler: str = "darsbench"
+    use_context: bool = True
 
 
 def package_versions() -> dict[str, str]:
@@ -71,6 +72,15 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
     deterministic mode has one 'draw' (std 0)."""
     v = np.atleast_1d(np.asarray(values, dtype=float))
     return {"mean": float(np.mean(v)), "std": draw_std(v), "n": int(v.size)}
+
+
+def feature_texts(queries: pd.DataFrame, use_context: bool) -> list[str]:
+    """The text each query is featurised from: the query table's ``text`` (context, then
+    ``Question: ...``), or with ``use_context=False`` the question alone (the reference code's
+    ``--no-context``; a query without a question text gets the empty string)."""
+    if use_context:
+        return queries["text"].tolist()
+    return [q if isinstance(q, str) else "" for q in queries["original_question"].tolist()]
 
 
 def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
@@ -118,8 +128,8 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
 
     X_train, X_test = compute_features(
         spec.featurizer,
-        data.train_queries["text"].tolist(),
-        data.test_queries["text"].tolist(),
+        feature_texts(data.train_queries, spec.use_context),
+        feature_texts(data.test_queries, spec.use_context),
         cache_dir=spec.cache_dir,
     )
     timings["features"] = time.perf_counter() - t

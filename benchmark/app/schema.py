@@ -137,6 +137,7 @@ class RunSchema(_Open):
     cache_dir: Annotated[str, Field(min_length=1)]
     decisions_format: Literal["parquet", "csv"] = "parquet"
     print_table: StrictBool = True
+    feature_context: StrictBool = True
     frontier: FrontierSchema = FrontierSchema()
     cost: CostSchema
     supervision: SupervisionSchema
