@@ -100,3 +100,27 @@ def test_avengers_refits_kmeans_per_draw():
     # Same targets, different clusterings: the draws' predictions differ.
     p = r.predict(X).mu_q
     assert p.shape == (3, 40, 3) and not np.allclose(p[0], p[1])
+
+
+def test_embedllm_initialisation_order_and_query_free_cost():
+    import torch
+    from torch import nn
+
+    from routers.official.embedllm import OfficialEmbedLLMRouter
+
+    X, q, c = _toy(n=10, d=6, m=3)
+    r = OfficialEmbedLLMRouter(dim=4, epochs=0).fit(X, _targets(q, c, ["a", "b", "c"]), seed=42)
+    net = r.members_[0].net_
+    # The generator is consumed as the reference builds its net: projection, embedding table,
+    # cost head, then the table's N(0, 0.02) re-initialisation.
+    torch.manual_seed(42)
+    proj = nn.Linear(6, 4)
+    nn.Embedding(3, 4)
+    head = nn.Linear(4, 1)
+    emb = torch.empty(3, 4).normal_(0.0, 0.02)
+    assert torch.equal(net.proj.weight, proj.weight) and torch.equal(net.cost.weight, head.weight)
+    assert torch.equal(net.emb.weight, emb)
+    # The cost head sees the model embedding only: one predicted cost per model for every query.
+    trained = OfficialEmbedLLMRouter(dim=4, epochs=3).fit(X, _targets(q, c, ["a", "b", "c"]), seed=1)
+    mu_c = trained.predict(X).mu_c
+    assert np.all(mu_c == mu_c[:1]) and len(trained.members_[0].train_loss_) == 3
