@@ -21,7 +21,7 @@ EXPECTED = {
     "risk": {"cost.beta": "0,0.05,0.1,0.2,0.3,0.5", "supervision": "dars", "router": "knn",
              "dataset": DATASETS},
     "frontier": {"router": "glob(*,exclude=*_official)", "supervision": "single_shot,dars", "dataset": DATASETS},
-    "paper_parity": {"router": "knn_official,avengers_pro_official,mlp_official",
+    "paper_parity": {"router": "knn_official,avengers_pro_official,mlp_official,embedllm_official,mirt_official",
                      "supervision": "single_shot,dars", "dataset": DATASETS},
 }
 

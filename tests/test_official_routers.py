@@ -124,3 +124,26 @@ def test_embedllm_initialisation_order_and_query_free_cost():
     trained = OfficialEmbedLLMRouter(dim=4, epochs=3).fit(X, _targets(q, c, ["a", "b", "c"]), seed=1)
     mu_c = trained.predict(X).mu_c
     assert np.all(mu_c == mu_c[:1]) and len(trained.members_[0].train_loss_) == 3
+
+
+def test_mirt_three_heads_initialised_in_order():
+    import torch
+    from torch import nn
+
+    from routers.official.mirt import OfficialMIRTRouter
+
+    X, q, c = _toy(n=10, d=6, m=3)
+    r = OfficialMIRTRouter(latent=2, hidden=(4,), epochs=0).fit(X, _targets(q, c, ["a", "b", "c"]), seed=7)
+    net = r.members_[0].net_
+    # Each head: its ability network (Linear 6->4, Linear 4->2), then its N(0,1)*0.02
+    # discrimination; heads in the order score, cost, sigma, each with its own network.
+    torch.manual_seed(7)
+    for head in (net.score, net.cost, net.sigma):
+        l1, l2 = nn.Linear(6, 4), nn.Linear(4, 2)
+        a = torch.randn(3, 2) * 0.02
+        assert torch.equal(head.theta[0].weight, l1.weight) and torch.equal(head.theta[2].weight, l2.weight)
+        assert torch.equal(head.a, a)
+    assert net.score.theta[0].weight.data_ptr() != net.cost.theta[0].weight.data_ptr()
+    # 10 queries, batch 256: one Adam step per epoch.
+    trained = OfficialMIRTRouter(latent=2, hidden=(4,), epochs=4).fit(X, _targets(q, c, ["a", "b", "c"]), seed=7)
+    assert len(trained.members_[0].train_loss_) == 4
