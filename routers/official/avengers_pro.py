@@ -7,7 +7,7 @@ spread includes clustering variance). Per cluster and model each signal is the f
 with the model's mean); an empty cluster holds the mean over all training queries and can be
 among a query's nearest clusters. A test query averages the clusters that ``np.argpartition``
 puts among its ``top_k`` smallest float32 distances to the centroids. Differences from
-``avengers_pro``: one KMeans per draw, float32, empty clusters kept. See docs/spec.md.
+``avengers_pro``: one KMeans per draw, float32, empty clusters kept. See docs/official.md.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ in their notebook order first, any other model after them sorted by name), works
 float32 sentence embeddings, and routes with a plain ``argmax`` over that column order of
 ``(mu_q - lam * mu_c) - beta * sigma_q``. :class:`OfficialRouter` gives the official recipes
 those conventions; outputs and choices are returned in the pool order like every router.
-See docs/spec.md, "Official recipes".
+See docs/official.md.
 """
 
 from __future__ import annotations

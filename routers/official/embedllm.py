@@ -13,7 +13,7 @@ noise ``noise * N(0, 1)`` on the projected queries and on the model embeddings; 
 clipped to [0, 1] (float32, column order). Prediction: ``sigmoid`` scores, the model costs,
 ``sigma_q = 0`` (the fit's beta is in the score). Differences from ``embedllm``: noise after
 the projection and on the model embeddings, a query-free cost head, queries (not pairs) as
-the batch, fewer steps. See docs/spec.md, "Official recipes".
+the batch, fewer steps. See docs/official.md.
 """
 
 from __future__ import annotations

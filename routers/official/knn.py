@@ -8,7 +8,7 @@ of the neighbours' targets (clipped to [0, 1], float32, in column order; a missi
 filled with the model's mean). Single-shot draws share the neighbour search; the weighted sums
 are taken draw by draw with the same shapes, so every draw equals a separate fit. Differences
 from ``knn``: float32, exact-match tolerance 1e-12 instead of ``eps``, targets clipped, no
-skipping of missing targets. See docs/spec.md, "Official recipes".
+skipping of missing targets. See docs/official.md.
 """
 
 from __future__ import annotations

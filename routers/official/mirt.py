@@ -9,7 +9,7 @@ training queries of a release dataset: one Adam step per epoch, 30 epochs), a ``
 epoch; loss ``BCE(score logits, mu_q) + cost_weight * MSE(sigmoid cost, mu_c) + std_weight *
 MSE(sigmoid sigma, sigma_q)`` on targets clipped to [0, 1] (float32, column order).
 Differences from ``mirt``: one ability network per head instead of a shared
-``Linear(latent, 3M)``, queries (not pairs) as the batch. See docs/spec.md.
+``Linear(latent, 3M)``, queries (not pairs) as the batch. See docs/official.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ seed, ``mu_c`` seed + 991, ``sigma_q`` seed + 1991; single-shot draw ``d`` uses 
 its seed. Modes without a risk term (``single_shot``, ``dars_no_risk``) train no ``sigma_q``
 head and predict 0. Missing targets are filled with the model's mean (warned). Differences
 from ``mlp``: per-head seeds, name-ordered columns, float32, a sigma head whenever the mode
-has risk. See docs/spec.md, "Official recipes".
+has risk. See docs/official.md.
 """
 
 from __future__ import annotations
