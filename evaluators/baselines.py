@@ -19,7 +19,8 @@ def evaluate_policy(
     lam: float,
     beta: float,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metrics ``rU, rQ, rC, dU, dQ, dC`` (+ ``tU, tQ, t_best`` on simulated data) and shares."""
+    """Metrics ``rU, rQ, rC, dU, dQ, dC``, ``chosen_decoding_instability`` (+ ``tU, tQ, t_best``
+    on simulated data) and shares."""
     values: dict[str, np.ndarray] = {}
     shares: dict[str, np.ndarray] = {}
     for prefix, vs in stats.items():
@@ -27,6 +28,7 @@ def evaluate_policy(
         for k in M.VIEW_METRICS:
             values[prefix + k] = res[k]
         shares[prefix] = res["share"]
+    values["chosen_decoding_instability"] = M.chosen_decoding_instability(data.test_decoding, choices)
     if data.test_truth is not None:
         values.update(M.true_utility(data.test_truth, choices, lam, beta))
     return values, shares
@@ -95,6 +97,7 @@ def policy_per_query(
     out: dict[str, np.ndarray] = {}
     for prefix, vs in stats.items():
         out.update({prefix + k: v for k, v in M.per_query(vs, choices, lam).items()})
+    out["chosen_decoding_instability"] = M.chosen_decoding_spread(data.test_decoding, choices)
     if data.test_truth is not None:
         out.update(M.true_per_query(data.test_truth, choices, lam, beta))
     return out

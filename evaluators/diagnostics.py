@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from benchmark.data.dataset import ObservationBlock
-from supervision.stats import masked_mean, masked_var
+from supervision.stats import DRAW_STD_DDOF, masked_mean, masked_var
 from supervision.utility import select_models
 
 Align = Literal["position", "rank"]
@@ -283,11 +283,12 @@ def diagnose(
 
 
 # ------------------------------------------------------------------------ router variance
-def draw_summary(values: np.ndarray, *, ddof: int = 0) -> dict[str, float | int]:
+def draw_summary(values: np.ndarray, *, ddof: int = DRAW_STD_DDOF) -> dict[str, float | int]:
     """Summary of a per-draw quantity (e.g. test utility of the routers trained on each
     single-shot draw; docs/spec.md §7 router variance).
 
-    Returns ``mean``, ``std`` (``ddof``; default 0, as the run loop reports draws), ``min``,
+    Returns ``mean``, ``std`` (``ddof``; default 1, as the run loop reports draws; 0 for a
+    single value), ``min``,
     ``max``, ``p5``, ``p95`` (numpy's default linear-interpolation percentiles) and ``n``.
     Non-finite values are an error: a draw without a result is a bug upstream, not a value.
     """
@@ -297,12 +298,12 @@ def draw_summary(values: np.ndarray, *, ddof: int = 0) -> dict[str, float | int]
     bad = ~np.isfinite(v)
     if bad.any():
         raise ValueError(f"draw_summary: {int(bad.sum())} of {v.size} values are not finite")
-    if v.size <= ddof:
+    if v.size <= ddof and v.size > 1:
         raise ValueError(f"draw_summary: {v.size} value(s) cannot give a std with ddof={ddof}")
     p5, p95 = np.percentile(v, [5.0, 95.0])
     return {
         "mean": float(v.mean()),
-        "std": float(v.std(ddof=ddof)),
+        "std": float(v.std(ddof=ddof)) if v.size > 1 else 0.0,
         "min": float(v.min()),
         "max": float(v.max()),
         "p5": float(p5),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.data.dataset import ObservationBlock, TruthTable
-from supervision.stats import masked_mean
+from supervision.stats import masked_mean, masked_std
 from supervision.utility import TIE_ATOL, select_models, utility
 
 VIEW_METRICS = ("U", "Q", "C")
@@ -91,6 +91,26 @@ def per_query(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[str, np
         "Q": _gather(stats.q, choices),
         "C": _gather(stats.c, choices),
     }
+
+
+def chosen_decoding_instability(block: ObservationBlock, choices: np.ndarray) -> np.ndarray:
+    """Mean over test queries of the chosen model's quality spread on the decoding view.
+
+    For query ``x`` and its chosen model ``m``: the sample standard deviation (ddof=1; 0 with one
+    observation) of ``q`` over the pair's decoding-view observations (the original query decoded
+    several times). Low values mean the router picks models whose answer to this very query
+    is stable. ``choices`` ``[Q]`` or ``[D, Q]``; a pair without observations is left out
+    (warned). The paper's reference code reports it as ``chosen_decoding_instability``.
+    """
+    return _mean_over_queries(chosen_decoding_spread(block, choices), "chosen_decoding_instability")
+
+
+def chosen_decoding_spread(block: ObservationBlock, choices: np.ndarray) -> np.ndarray:
+    """Per query (``[..., Q]`` like ``choices``): the chosen model's sample std (ddof=1) of ``q``
+    on the decoding view; NaN where the pair has no observation. Its mean over queries is
+    :func:`chosen_decoding_instability`; the bootstrap resamples it."""
+    sd = masked_std(block.score, block.present, (2, 3), ddof=1)  # [Q, M]
+    return _gather(sd, np.asarray(choices, dtype=np.int64))
 
 
 # ------------------------------------------------------------------ baselines

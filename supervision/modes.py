@@ -9,7 +9,7 @@ skip such targets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -17,6 +17,10 @@ import numpy as np
 from benchmark.data.dataset import ObservationBlock
 from supervision.stats import masked_mean, masked_std
 from supervision.utility import select_models, softmax, utility
+
+#: Single-shot samplers: ``darsbench`` (one uniform per pair, vectorised) and ``official`` (the
+#: paper's reference code: one ``rng.integers`` per (query, model) group in file order).
+SAMPLERS = ("darsbench", "official")
 
 MODES = (
     "single_shot",
@@ -39,6 +43,8 @@ class Targets:
         uses_risk: whether ``beta`` applies to this mode (False for ``single_shot`` and
             ``dars_no_risk``, whose utility has no risk term).
         n_obs: ``[Q, M]`` (or ``[D, Q, M]``) count of observations behind each target.
+        models: the model name of each column (pool order), or None where unknown. Routers
+            that order their outputs by model name (the official recipes) need it.
     """
 
     mode: str
@@ -47,6 +53,7 @@ class Targets:
     sigma_q: np.ndarray
     uses_risk: bool
     n_obs: np.ndarray
+    models: tuple[str, ...] | None = None
 
     @property
     def has_draws(self) -> bool:
@@ -77,21 +84,20 @@ class Targets:
             if d != 0:
                 raise IndexError(f"targets of mode {self.mode!r} have no draw {d}")
             return self
-        return Targets(
-            self.mode, self.mu_q[d], self.mu_c[d], self.sigma_q[d], self.uses_risk, self.n_obs[d]
+        return replace(
+            self, mu_q=self.mu_q[d], mu_c=self.mu_c[d], sigma_q=self.sigma_q[d], n_obs=self.n_obs[d]
         )
 
     def stacked(self) -> "Targets":
         """The same targets with a leading draw axis (length 1 where there are no draws)."""
         if self.has_draws:
             return self
-        return Targets(
-            self.mode,
-            self.mu_q[None],
-            self.mu_c[None],
-            self.sigma_q[None],
-            self.uses_risk,
-            self.n_obs[None],
+        return replace(
+            self,
+            mu_q=self.mu_q[None],
+            mu_c=self.mu_c[None],
+            sigma_q=self.sigma_q[None],
+            n_obs=self.n_obs[None],
         )
 
 
@@ -137,6 +143,40 @@ def single_shot(block: ObservationBlock, n_draws: int = 100, seed: int = 0) -> T
     mu_c = np.where(has, cost[qi[None], mi[None], k], np.nan)
     sigma = np.where(has, 0.0, np.nan)
     return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64))
+
+
+def single_shot_official(block: ObservationBlock, n_draws: int = 100, seed: int = 42) -> Targets:
+    """The paper's reference single-shot sampler, draw for draw.
+
+    Draw ``d`` uses ``numpy.random.default_rng(seed + d)`` and walks the (query, model) groups
+    that have at least one present observation in file order: queries in block order, models
+    in pool order (the order a DARS file written query by query, model by model, lists them).
+    For a group of ``n`` observations it calls ``rng.integers(0, n)`` once and takes that
+    observation, counting the group's observations in ``(prompt_variant_id, decode_id)`` order
+    (the file order within a group). ``rng.integers(0, 1)`` consumes no randomness, so a group
+    with one observation does not shift the later draws. One vectorised ``rng.integers`` call
+    over all groups gives exactly the numbers of those per-group calls. ``sigma_q`` is 0.
+    """
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    q, m, v, s = block.score.shape
+    present = block.present.reshape(q * m, v * s)
+    n = present.sum(axis=1)  # [Q*M], groups in (query, model) order
+    groups = np.flatnonzero(n > 0)
+    rank = np.zeros((n_draws, q * m), dtype=np.int64)
+    for d in range(n_draws):
+        rank[d, groups] = np.random.default_rng(seed + d).integers(0, n[groups])
+    csum = np.cumsum(present, axis=-1)  # [Q*M, K]
+    k = (csum[None] > rank[..., None]).argmax(axis=-1)  # [D, Q*M]: the rank-th present obs
+    has = np.broadcast_to(n > 0, k.shape)
+    pair = np.arange(q * m)[None, :]
+    score = block.score.reshape(q * m, v * s)
+    cost = block.cost.reshape(q * m, v * s)
+    shape = (n_draws, q, m)
+    mu_q = np.where(has, score[pair, k], np.nan).reshape(shape)
+    mu_c = np.where(has, cost[pair, k], np.nan).reshape(shape)
+    sigma = np.where(has, 0.0, np.nan).reshape(shape)
+    return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64).reshape(shape))
 
 
 def input_only(block: ObservationBlock) -> Targets:
@@ -209,13 +249,32 @@ _DETERMINISTIC: dict[str, Callable[[ObservationBlock], Targets]] = {
 
 
 def make_targets(
-    block: ObservationBlock, mode: str, *, n_draws: int = 100, seed: int = 0
+    block: ObservationBlock,
+    mode: str,
+    *,
+    n_draws: int = 100,
+    seed: int = 0,
+    sampler: str = "darsbench",
+    models: tuple[str, ...] | None = None,
 ) -> Targets:
-    """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`)."""
+    """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`).
+
+    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); other modes ignore it.
+    ``models`` (the pool's names, one per column) is attached to the targets.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown single-shot sampler {sampler!r}; choose one of {SAMPLERS}")
+    if models is not None and len(models) != block.n_models:
+        raise ValueError(f"{len(models)} model names for a block of {block.n_models} models")
     if mode == "single_shot":
-        return single_shot(block, n_draws=n_draws, seed=seed)
-    try:
-        fn = _DETERMINISTIC[mode]
-    except KeyError:
-        raise ValueError(f"unknown supervision mode {mode!r}; choose one of {MODES}") from None
-    return fn(block)
+        if sampler == "official":
+            t = single_shot_official(block, n_draws=n_draws, seed=seed)
+        else:
+            t = single_shot(block, n_draws=n_draws, seed=seed)
+    else:
+        try:
+            fn = _DETERMINISTIC[mode]
+        except KeyError:
+            raise ValueError(f"unknown supervision mode {mode!r}; choose one of {MODES}") from None
+        t = fn(block)
+    return t if models is None else replace(t, models=tuple(str(m) for m in models))

@@ -45,3 +45,19 @@ def _expand(arr: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     for a in norm:
         arr = np.expand_dims(arr, a)
     return arr
+
+
+#: ddof of the spread reported over single-shot draws: 1, the sample standard deviation the
+#: paper's tables report (pandas' ``std``). Every summary over draws uses :func:`draw_std`.
+DRAW_STD_DDOF = 1
+
+
+def draw_std(values: np.ndarray) -> float:
+    """Sample standard deviation (ddof :data:`DRAW_STD_DDOF`) of per-draw values; 0 for one value.
+
+    A deterministic supervision mode has one "draw", whose spread is 0.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ValueError("draw_std: no values")
+    return float(v.std(ddof=DRAW_STD_DDOF)) if v.size > DRAW_STD_DDOF else 0.0

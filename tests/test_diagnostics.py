@@ -206,10 +206,13 @@ def test_empty_block_is_an_error():
 
 
 def test_draw_summary():
-    # 0..20: mean 10, population std sqrt(((21^2 - 1) / 12)) = sqrt(36.666...), p5 = 1, p95 = 19.
+    # 0..20: mean 10, squared deviations sum 21 * (21^2 - 1) / 12 = 770; sample std (ddof=1,
+    # the default) sqrt(770 / 20) = sqrt(38.5); population std sqrt(770 / 21); p5 = 1, p95 = 19.
     got = draw_summary(np.arange(21.0))
     assert got["mean"] == 10.0
-    assert got["std"] == pytest.approx(np.sqrt(440 / 12))
+    assert got["std"] == pytest.approx(np.sqrt(38.5))
+    assert draw_summary(np.arange(21.0), ddof=0)["std"] == pytest.approx(np.sqrt(770 / 21))
+    assert draw_summary([4.0])["std"] == 0.0
     assert (got["min"], got["max"], got["p5"], got["p95"], got["n"]) == (0.0, 20.0, 1.0, 19.0, 21)
     assert draw_summary([1.0, 3.0], ddof=1)["std"] == pytest.approx(np.sqrt(2.0))
     with pytest.raises(ValueError, match="not finite"):

@@ -62,6 +62,8 @@ def build_spec(cfg: DictConfig, router_name: str) -> CellSpec:
         train_budget=cfg.train.budget,
         bootstrap_resamples=int(cfg.bootstrap.resamples),
         bootstrap_seed=int(cfg.bootstrap.seed),
+        sampler=str(cfg.supervision.get("sampler", "darsbench")),
+        use_context=bool(cfg.get("feature_context", True)),
     )
 
 

@@ -31,6 +31,7 @@ from evaluators.budget import generations_used, training_queries
 from evaluators.frontier import frontier_points
 from routers.bundle import QueryEncoder, save_bundle
 from supervision.modes import make_targets
+from supervision.stats import draw_std
 
 RESULTS_SCHEMA = "darsbench.results/1"
 
@@ -59,6 +60,8 @@ class CellSpec:
     train_budget: int | None = None
     bootstrap_resamples: int = U.RESAMPLES
     bootstrap_seed: int = 0
+    sampler: str = "darsbench"
+    use_context: bool = True
 
 
 def package_versions() -> dict[str, str]:
@@ -76,9 +79,19 @@ def package_versions() -> dict[str, str]:
 
 
 def _summary(values: np.ndarray) -> dict[str, Any]:
-    """Mean and std (ddof=0) over draws; a deterministic mode has one 'draw'."""
+    """Mean and sample std (ddof=1, :func:`supervision.stats.draw_std`) over draws; a
+    deterministic mode has one 'draw' (std 0)."""
     v = np.atleast_1d(np.asarray(values, dtype=float))
-    return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": int(v.size)}
+    return {"mean": float(np.mean(v)), "std": draw_std(v), "n": int(v.size)}
+
+
+def feature_texts(queries: pd.DataFrame, use_context: bool) -> list[str]:
+    """The text each query is featurised from: the query table's ``text`` (context, then
+    ``Question: ...``), or with ``use_context=False`` the question alone (the reference code's
+    ``--no-context``; a query without a question text gets the empty string)."""
+    if use_context:
+        return queries["text"].tolist()
+    return [q if isinstance(q, str) else "" for q in queries["original_question"].tolist()]
 
 
 def decisions_frame(
@@ -127,12 +140,15 @@ def run_cell(
 
     t = time.perf_counter()
     train_block = apply_protocol(data.train, spec.n_rewrites, spec.n_decodes)
-    train_texts = data.train_queries["text"].tolist()
+    train_texts = feature_texts(data.train_queries, spec.use_context)
     n_train = training_queries(train_block, spec.mode, spec.n_train_queries, spec.train_budget)
     if n_train is not None:  # the first n training queries (the simulator draws them i.i.d.)
         train_block = train_block.subset_queries(np.arange(n_train))
         train_texts = train_texts[:n_train]
-    targets = make_targets(train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed)
+    targets = make_targets(
+        train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed, sampler=spec.sampler,
+        models=data.models,
+    )
     beta_eff = targets.effective_beta(spec.beta)
     timings["targets"] = time.perf_counter() - t
 
@@ -140,7 +156,7 @@ def run_cell(
     X_train, X_test = compute_features(
         spec.featurizer,
         train_texts,
-        data.test_queries["text"].tolist(),
+        feature_texts(data.test_queries, spec.use_context),
         cache_dir=spec.cache_dir,
     )
     timings["features"] = time.perf_counter() - t
@@ -202,6 +218,7 @@ def run_cell(
         "router_params": repr(spec.router),
         "supervision": spec.mode,
         "n_draws": targets.n_draws,
+        "sampler": spec.sampler,
         "protocol": {"n_rewrites": spec.n_rewrites, "n_decodes": spec.n_decodes},
         "cost": {"lam": spec.lam, "beta": spec.beta, "beta_effective": beta_eff, "norm": spec.cost_norm},
         "seed": spec.seed,

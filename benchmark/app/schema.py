@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from benchmark.collect.config import describe_validation_error
 from benchmark.data.simulator import PRESETS, SimulatorConfig
-from supervision.modes import MODES
+from supervision.modes import MODES, SAMPLERS
 
 COST_NORMS = ("minmax", "max", "none")
 DECISIONS_FORMATS = ("parquet", "csv")
@@ -83,6 +83,7 @@ class CostSchema(_Closed):
 class SupervisionSchema(_Closed):
     mode: Literal[MODES]  # type: ignore[valid-type]
     n_draws: Count
+    sampler: Literal[SAMPLERS] = "darsbench"  # type: ignore[valid-type]
 
 
 class ProtocolSchema(_Closed):
@@ -152,6 +153,7 @@ class RunSchema(_Open):
     save_router: StrictBool = False
     train: TrainSchema = TrainSchema()
     bootstrap: BootstrapSchema = BootstrapSchema()
+    feature_context: StrictBool = True
     frontier: FrontierSchema = FrontierSchema()
     cost: CostSchema
     supervision: SupervisionSchema
