@@ -227,8 +227,9 @@ def write_long_table(
         pv = test.assign(observation_type="prompt_variation", prompt_variant_id=0)
         dv = test.assign(observation_type="decoding_variation", prompt_variant_id=-1)
         test = pd.concat([pv, dv], ignore_index=True)
-        notes.append("no rewrite ids: both test views hold the same observations (rU == dU)")
-    if int(frame.groupby(["query_id", "model"]).size().max()) == 1:
+        if not any("rU == dU" in n for n in notes):
+            notes.append("no rewrite ids: both test views hold the same observations (rU == dU)")
+    if int(frame.groupby(["query_id", "model"]).size().max()) == 1 and not any("one observation" in n for n in notes):
         notes.append("one observation per (query, model): only single-shot supervision is meaningful")
     models = list(dict.fromkeys(frame["model"].tolist()))
     metadata = {
