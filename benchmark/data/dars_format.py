@@ -10,8 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

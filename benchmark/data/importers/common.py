@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 _MAX_LISTED = 10  # problems quoted in an error message / drop report
 
@@ -19,7 +20,7 @@ class ConvertError(ValueError):
     a whole-file problem), ``field`` the offending field (e.g. ``scores.gemma-2-9b-it``)."""
 
     def __init__(self, path: str | os.PathLike, index: int | None, field: str | None, detail: str,
-                 *, n_problems: int = 1, problems: Sequence["Problem"] = ()) -> None:
+                 *, n_problems: int = 1, problems: Sequence[Problem] = ()) -> None:
         self.path = str(path)
         self.index = index
         self.field = field
