@@ -442,3 +442,15 @@ def test_large_simulations_are_cached_as_parquet(tmp_path, monkeypatch):
     assert (small / "s" / TRAIN_FILE).is_file()
     assert (large / "s" / "train_scored_generations.parquet").is_file()
     assert load_dars_dir(large, "s", use_cache=False).train.score.shape == (8, 6, 5, 5)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
+def test_read_dars_rows_reads_every_format(tmp_path, fmt):
+    from benchmark.data.dars_format import read_dars_rows
+
+    train, test = _big_rows()
+    train[0]["finish_reason"] = "length"  # on the first row: the Parquet helper takes its fields
+    folder = _folder_with(tmp_path, fmt, train, test) / NAME
+    frame = read_dars_rows(folder / f"train_scored_generations.{fmt}")
+    assert len(frame) == len(train) and frame["line"].tolist()[:3] == [1, 2, 3]
+    assert frame.loc[0, "finish_reason"] == "length" and frame.loc[3, "score"] == 0.5
