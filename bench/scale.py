@@ -46,7 +46,9 @@ def shape(n_obs: int) -> tuple[int, int]:
 
 
 def _split_batches(split: str, n_q: int, rng: np.random.Generator, name: str):
-    from benchmark.data.simulator.writing import _dict  # the simulator's dictionary-column helper
+    from benchmark.data.simulator.writing import (
+        _dict,  # the simulator's dictionary-column helper
+    )
 
     models = [f"vendor/model-{i:02d}" for i in range(N_MODELS)]
     if split == "train":

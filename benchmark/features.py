@@ -21,10 +21,11 @@ import json
 import os
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,7 +86,7 @@ class TfidfFeaturizer(Featurizer):
         self,
         ngram_range: Sequence[int] = (1, 2),
         max_features: int | None = 20000,
-        min_df: int | float = 1,
+        min_df: float = 1,
         lowercase: bool = True,
         sublinear_tf: bool = False,
     ) -> None:
@@ -237,7 +238,7 @@ class FeaturePair(tuple):
     from_cache: bool
     path: Path | None
 
-    def __new__(cls, x_train: Any, x_test: Any, from_cache: bool, path: Path | None) -> "FeaturePair":
+    def __new__(cls, x_train: Any, x_test: Any, from_cache: bool, path: Path | None) -> FeaturePair:
         obj = super().__new__(cls, (x_train, x_test))
         obj.from_cache = from_cache
         obj.path = path
@@ -363,11 +364,11 @@ def compute_features(
 
 
 __all__ = [
-    "Featurizer",
-    "TfidfFeaturizer",
-    "MiniLMFeaturizer",
     "FeaturePair",
-    "compute_features",
+    "Featurizer",
+    "MiniLMFeaturizer",
+    "TfidfFeaturizer",
     "cache_key",
+    "compute_features",
     "text_hash",
 ]

@@ -12,13 +12,13 @@ import re
 import warnings
 from pathlib import Path
 
+import legacy_loader
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import legacy_loader
 from benchmark.data import parsing
 from benchmark.data.errors import DataError, DataWarning
 from benchmark.data.loader import TEST_FILE, TRAIN_FILE, load_dars_dir
@@ -33,7 +33,7 @@ def random_rows(rng: np.random.Generator, int_ids: bool = False) -> tuple[list[d
     """Ragged DARS rows: masked cells, text fields that vary between rows, unknown fields of
     mixed types, ``usage.cost`` fallbacks, integral floats as ids, shuffled row order."""
     models = [f"m{k}" for k in rng.permutation(int(rng.integers(2, 5)))]
-    def qid(split: str, k: int):  # noqa: E306
+    def qid(split: str, k: int):
         return int(k + (0 if split == "train" else 1000)) if int_ids else f"{split}-{k}"
 
     def extras(r: dict, q: int, v: int) -> None:
@@ -417,8 +417,7 @@ def test_simulator_formats_load_equal(tmp_path, monkeypatch, fmt):
     """The simulator's Parquet (dictionary-encoded text) and gzip files load like its JSONL."""
     from dataclasses import replace
 
-    from benchmark.data.simulator import PRESETS, simulate, write_data
-    from benchmark.data.simulator import writing
+    from benchmark.data.simulator import PRESETS, simulate, write_data, writing
 
     monkeypatch.setattr(writing, "BATCH_ROWS", 500)
     monkeypatch.setattr(parsing, "PARQUET_BATCH_ROWS", 300)
@@ -443,3 +442,15 @@ def test_large_simulations_are_cached_as_parquet(tmp_path, monkeypatch):
     assert (small / "s" / TRAIN_FILE).is_file()
     assert (large / "s" / "train_scored_generations.parquet").is_file()
     assert load_dars_dir(large, "s", use_cache=False).train.score.shape == (8, 6, 5, 5)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
+def test_read_dars_rows_reads_every_format(tmp_path, fmt):
+    from benchmark.data.dars_format import read_dars_rows
+
+    train, test = _big_rows()
+    train[0]["finish_reason"] = "length"  # on the first row: the Parquet helper takes its fields
+    folder = _folder_with(tmp_path, fmt, train, test) / NAME
+    frame = read_dars_rows(folder / f"train_scored_generations.{fmt}")
+    assert len(frame) == len(train) and frame["line"].tolist()[:3] == [1, 2, 3]
+    assert frame.loc[0, "finish_reason"] == "length" and frame.loc[3, "score"] == 0.5

@@ -10,8 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -128,14 +128,22 @@ def _write_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame |
 
 
 def read_dars_rows(path: str | os.PathLike) -> pd.DataFrame:
-    """Every field of every row of one JSONL file as a flat DataFrame (nested objects such as
-    ``usage`` become ``usage.cost`` ... columns), with the 1-based ``line`` of each row.
+    """Every field of every row of one split file (``.jsonl``, ``.jsonl.gz`` or ``.parquet``) as a
+    flat DataFrame (nested objects such as ``usage`` become ``usage.cost`` ... columns), with the
+    1-based ``line`` (Parquet: row) of each row.
 
     For diagnostics on per-generation fields (``finish_reason``, ``parse_success``, tokens,
-    unknown extras) that the dense blocks do not carry. Only JSON syntax is validated here.
+    unknown extras) that the dense blocks do not carry. Only the file syntax is validated here.
     """
     path = Path(path)
-    records, lines = read_jsonl(path, path.read_bytes())
+    if path.name.endswith(".parquet"):
+        records = pq.read_table(path).to_pylist()
+        lines = np.arange(1, len(records) + 1, dtype=np.int64)
+    else:
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        records, lines = read_jsonl(path, data)
     frame = pd.json_normalize(records) if records else pd.DataFrame()
     frame.insert(0, "line", lines)
     return frame

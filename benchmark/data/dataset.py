@@ -71,7 +71,7 @@ class ObservationBlock:
     def n_observations(self) -> int:
         return int(self.present.sum())
 
-    def subset_views(self, view_mask: np.ndarray) -> "ObservationBlock":
+    def subset_views(self, view_mask: np.ndarray) -> ObservationBlock:
         """Keep the views where ``view_mask`` is true."""
         view_mask = np.asarray(view_mask, dtype=bool)
         return replace(
@@ -82,7 +82,7 @@ class ObservationBlock:
             view_ids=self.view_ids[view_mask],
         )
 
-    def subset_decodes(self, decode_mask: np.ndarray) -> "ObservationBlock":
+    def subset_decodes(self, decode_mask: np.ndarray) -> ObservationBlock:
         """Keep the decodes where ``decode_mask`` is true."""
         decode_mask = np.asarray(decode_mask, dtype=bool)
         return replace(
@@ -93,7 +93,7 @@ class ObservationBlock:
             decode_ids=self.decode_ids[decode_mask],
         )
 
-    def subset_queries(self, index: np.ndarray) -> "ObservationBlock":
+    def subset_queries(self, index: np.ndarray) -> ObservationBlock:
         """Keep the queries at ``index`` (integer or boolean index on axis 0)."""
         return replace(
             self,
@@ -102,7 +102,7 @@ class ObservationBlock:
             present=self.present[index],
         )
 
-    def with_cost(self, cost: np.ndarray) -> "ObservationBlock":
+    def with_cost(self, cost: np.ndarray) -> ObservationBlock:
         return replace(self, cost=cost)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=json_default, allow_nan=True) + "\n")
 
 
-def atomic_write_frame(path: str | os.PathLike, frame: "pandas.DataFrame") -> Path:  # noqa: F821
+def atomic_write_frame(path: str | os.PathLike, frame: pandas.DataFrame) -> Path:  # noqa: F821
     """Write a DataFrame as Parquet (``.parquet``) or CSV (any other suffix), atomically."""
     suffix = Path(path).suffix
 

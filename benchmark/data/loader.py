@@ -17,15 +17,23 @@ import pandas as pd
 
 from benchmark.data.cache import (
     LOADER_VERSION,
-    cache_folder as _cache_folder,
-    content_hash as _content_hash,
     default_cache_dir,
+)
+from benchmark.data.cache import (
+    cache_folder as _cache_folder,
+)
+from benchmark.data.cache import (
+    content_hash as _content_hash,
+)
+from benchmark.data.cache import (
     read_cache as _read_cache,
+)
+from benchmark.data.cache import (
     write_cache as _write_cache,
 )
 from benchmark.data.dars_format import (
-    SPLIT_SUFFIXES,
     METADATA_FILE,
+    SPLIT_SUFFIXES,
     TEST_FILE,
     TRAIN_FILE,
     TRUTH_FILE,
@@ -34,26 +42,33 @@ from benchmark.data.dars_format import (
     write_dars_jsonl,
 )
 from benchmark.data.dataset import DarsDataset, ObservationBlock
-from benchmark.data.dense import check_duplicates, dense_block, model_table, query_table, split_keys
+from benchmark.data.dense import (
+    check_duplicates,
+    dense_block,
+    model_table,
+    query_table,
+    split_keys,
+)
 from benchmark.data.errors import DataError, DataWarning, display_path, show
-from benchmark.data.parsing import SplitColumns, first_index as _first, parse_metadata, parse_split
+from benchmark.data.parsing import SplitColumns, parse_metadata, parse_split
+from benchmark.data.parsing import first_index as _first
 from benchmark.data.release import check_release_facts
 from benchmark.data.schema import OBSERVATION_TYPES
 from benchmark.data.truth import parse_truth
 
 __all__ = [
     "LOADER_VERSION",
-    "TRAIN_FILE",
-    "TEST_FILE",
     "METADATA_FILE",
+    "TEST_FILE",
+    "TRAIN_FILE",
     "TRUTH_FILE",
     "DataError",
     "DataWarning",
-    "load_dars_dir",
     "check_release_facts",
-    "write_dars_jsonl",
-    "read_dars_rows",
     "default_cache_dir",
+    "load_dars_dir",
+    "read_dars_rows",
+    "write_dars_jsonl",
 ]
 
 

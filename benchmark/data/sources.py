@@ -15,7 +15,12 @@ from benchmark.data.dataset import DarsDataset
 from benchmark.data.errors import DataError, DataWarning
 from benchmark.data.fetch import RELEASE_NAMES, REVISION, fetch_release
 from benchmark.data.loader import default_cache_dir, load_dars_dir
-from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated, write_simulated
+from benchmark.data.simulator import (
+    PRESETS,
+    SimulatorConfig,
+    ensure_simulated,
+    write_simulated,
+)
 
 #: Datasets committed inside the package (``dataset=tinypool``).
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ from benchmark.data.dataset import TruthTable
 from benchmark.data.errors import DataError
 from benchmark.data.parsing import first_index
 from benchmark.data.schema import TRUTH_COLUMNS
+
 
 def parse_truth(
     path: Path,

@@ -13,12 +13,14 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmark.data.dars_format import write_dars_jsonl
-from benchmark.data.importers.common import _MAX_LISTED, ConvertError, Problem, show as _show
+from benchmark.data.importers.common import _MAX_LISTED, ConvertError, Problem
+from benchmark.data.importers.common import show as _show
 
 #: The copy of the data shipped in the package (MIT; LICENSE and SOURCE.md beside it).
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "datasets" / "llmrouter-dcrouter"

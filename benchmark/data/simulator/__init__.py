@@ -14,7 +14,13 @@ from benchmark.data.simulator.config import (
     SimulatorConfig,
     config_hash,
 )
-from benchmark.data.simulator.presets import PRESETS, default_preset, drop_like, gpqa_like, math_like
+from benchmark.data.simulator.presets import (
+    PRESETS,
+    default_preset,
+    drop_like,
+    gpqa_like,
+    math_like,
+)
 from benchmark.data.simulator.sampling import SimulatedData, SimulatedSplit, simulate
 from benchmark.data.simulator.text import TOPIC_VOCAB
 from benchmark.data.simulator.truth import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from benchmark.data.simulator.config import SimulatorConfig
 
-
 # Calibration protocol (every preset below): the SPEC §7 diagnostics of the simulated training
 # split (``bench/calibrate_presets.py``: lambda = 0.05 on min-max normalised cost over train and
 # test, the 5 x 5 training grid) were matched to the paper's values by a random search over the

@@ -12,10 +12,13 @@ from tqdm.auto import tqdm
 
 from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable
 from benchmark.data.schema import CONTEXT_CHARS
-from benchmark.data.simulator.config import SIMULATOR_VERSION, SimulatorConfig, config_hash
+from benchmark.data.simulator.config import (
+    SIMULATOR_VERSION,
+    SimulatorConfig,
+    config_hash,
+)
 from benchmark.data.simulator.text import QueryText, make_query_text, rewrite_views
 from benchmark.data.simulator.truth import TruthDetail, pair_truth
-
 
 _STREAM_WORLD, _STREAM_TRAIN_Q, _STREAM_TRAIN_OBS, _STREAM_TEST_Q, _STREAM_TEST_OBS = range(5)
 

@@ -3,12 +3,11 @@ rewrites (docs/simulator.md, "Queries and text")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 
 import numpy as np
-
 
 #: Content words per topic (real English words, disjoint across topics).
 TOPIC_VOCAB: dict[str, tuple[str, ...]] = {
@@ -145,7 +144,7 @@ _MC_LETTERS = ("A", "B", "C", "D")
 _Part = str | tuple[str, int]  # literal text, or (synonym group, original choice)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(template: str) -> tuple[tuple[str, str], ...]:
     """Tokens of a template: ``("lit", text)``, ``("w"|"n"|"y"|"T", "")`` or ``("slot", group)``."""
     tokens: list[tuple[str, str]] = []

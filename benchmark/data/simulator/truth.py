@@ -4,15 +4,14 @@ output-side parts by trapezoidal quadrature (docs/simulator.md, "Truth")."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.special import expit, ndtr
 
 from benchmark.data.dataset import TruthTable
 from benchmark.data.simulator.config import SimulatorConfig
-
 
 
 def _normal_nodes(sd: float) -> tuple[np.ndarray, np.ndarray]:

@@ -7,15 +7,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from benchmark.data.dars_format import split_file_name, write_dars_tables
-from benchmark.data.simulator.config import SIMULATOR_VERSION, SimulatorConfig, config_hash
+from benchmark.data.simulator.config import (
+    SIMULATOR_VERSION,
+    SimulatorConfig,
+    config_hash,
+)
 from benchmark.data.simulator.sampling import SimulatedData, simulate
 
 #: Rows per record batch (bounds the memory of writing a large simulation).
@@ -105,7 +110,7 @@ def _batch(data: SimulatedData, split: str, q0: int, q1: int) -> pa.RecordBatch:
             *(f"Reasoning about this {t} problem.\nFinal Answer: {a}" for a in (g, w, f"{g} {w}")),
         )
     ]
-    per_query = lambda col: _dict(q, queries[col].tolist())  # noqa: E731
+    per_query = lambda col: _dict(q, queries[col].tolist())
     fields: dict[str, pa.Array] = {
         "dataset": _dict(np.zeros(n), [data.name]),
         "split": _dict(np.zeros(n), [split]),
