@@ -27,7 +27,7 @@ TINYPOOL = REPO / "benchmark" / "data" / "datasets" / "tinypool" / "tinypool"
 
 def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "DARSBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
 
 
 def _cli(args: list[str], cwd: Path, cache: Path, module: str = "benchmark.app.cli",
@@ -69,17 +69,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _nodes_alive(address: str) -> int:
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(n['Alive'] for n in ray.nodes()))")
-    proc = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
-    return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else 0
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+#: Joins the cluster once and waits (inside one process) until it has the given number of nodes.
+WAIT_FOR_NODES = """
+import sys, time, ray
+deadline = time.monotonic() + float(sys.argv[3])
+while True:  # the GCS port opens before the head accepts drivers
+    try:
+        ray.init(address=sys.argv[1], logging_level="ERROR")
+        break
+    except ConnectionError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(2)
+while sum(n["Alive"] for n in ray.nodes()) < int(sys.argv[2]):
+    if time.monotonic() > deadline:
+        sys.exit(f"{sum(n['Alive'] for n in ray.nodes())} Ray nodes alive, wanted {sys.argv[2]}")
+    time.sleep(0.5)
+"""
 
 
 @pytest.fixture()
 def ray_cluster(tmp_path):
     """`ray start --head` on 127.0.0.1 plus one worker node (1 CPU each), in their own process
-    groups; stopped (TERM, then KILL) at the end. Startup is bounded to 180 s."""
+    groups; stopped (TERM, then KILL) at the end. Startup is bounded to 300 s."""
     pytest.importorskip("ray", reason="the Ray extra is not installed: pip install -e '.[ray]'")
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
@@ -92,16 +110,17 @@ def ray_cluster(tmp_path):
         [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        deadline = time.monotonic() + 180
-        while _nodes_alive(address) < 1:
+        deadline = time.monotonic() + 300
+        while not _port_open(port):
             assert time.monotonic() < deadline and procs[0].poll() is None, "Ray head did not start"
-            time.sleep(1)
+            time.sleep(0.5)
         procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
-        while _nodes_alive(address) < 2:
-            assert time.monotonic() < deadline and procs[1].poll() is None, "Ray worker did not join"
-            time.sleep(1)
+        left = max(1.0, deadline - time.monotonic())
+        wait = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, address, "2", str(left)], env=env,
+                              capture_output=True, text=True, timeout=left + 60)
+        assert wait.returncode == 0, f"the Ray worker did not join: {wait.stderr[-2000:]}"
         yield address
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
