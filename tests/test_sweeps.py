@@ -144,9 +144,11 @@ def test_ray_cluster_sweep_matches_basic_launcher(ray_cluster, basic_sweep, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, want = _numbers(sweep), _numbers(basic_sweep)
     assert len(want) > 500 and compare(got, want, tol=0.0) == []
-    # Each cell ran as a Ray task that declared 1 CPU, and sized its threads to it.
+    # Each cell ran as a Ray task that declared 1 CPU and sized its threads to it; the features
+    # were computed once at sweep start, and every cell read them from the cache.
     for path in sweep.glob("*/results.json"):
-        assert json.loads(path.read_text())["threads"] == 1
+        res = json.loads(path.read_text())
+        assert res["threads"] == 1 and res["features_cache"] == "hit"
     assert (sweep / "leaderboard.md").exists()
 
 
@@ -157,6 +159,18 @@ def test_submitit_local_matches_basic_launcher(basic_sweep, tmp_path, cache):
                  "hydra.launcher.timeout_min=10", *GRID, f"hydra.sweep.dir={sweep}"], tmp_path, cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert compare(_numbers(sweep), _numbers(basic_sweep), tol=0.0) == []
+
+
+def test_sweep_builds_the_feature_cache_before_its_cells(tmp_path):
+    """A cold cache: the sweep encodes once at its start, and no cell computes features."""
+    cold = tmp_path / "cold-cache"
+    sweep = tmp_path / "sweep"
+    proc = _cli(["-m", "router=knn", "supervision=single_shot,dars", "supervision.n_draws=2",
+                 "features=tfidf", TINY, f"hydra.sweep.dir={sweep}"], tmp_path, cold)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "caches ready" in proc.stderr and len(list(cold.glob("tfidf-*.npz"))) == 1
+    cells = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert len(cells) == 2 and {c["features_cache"] for c in cells} == {"hit"}
 
 
 # ------------------------------------------------------------------- kill -9 and resume
