@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {**os.environ, "DARSBENCH_CACHE": str(work / "cache"), "PYTHONPATH": str(REPO),
-               "RAY_USAGE_STATS_ENABLED": "0"}
+               "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
         names = [n for n in LAUNCHERS if "ray" not in n or "--ray" in sys.argv]
         reference = None
         print(f"{os.cpu_count()} cores; grid of 4 cells")

@@ -27,7 +27,7 @@ TINYPOOL = REPO / "benchmark" / "data" / "datasets" / "tinypool" / "tinypool"
 
 def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "DARSBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
 
 
 def _cli(args: list[str], cwd: Path, cache: Path, module: str = "benchmark.app.cli",
@@ -69,17 +69,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _nodes_alive(address: str) -> int:
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(n['Alive'] for n in ray.nodes()))")
-    proc = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
-    return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else 0
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+#: Joins the cluster once and waits (inside one process) until it has the given number of nodes.
+WAIT_FOR_NODES = """
+import sys, time, ray
+deadline = time.monotonic() + float(sys.argv[3])
+while True:  # the GCS port opens before the head accepts drivers
+    try:
+        ray.init(address=sys.argv[1], logging_level="ERROR")
+        break
+    except ConnectionError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(2)
+while sum(n["Alive"] for n in ray.nodes()) < int(sys.argv[2]):
+    if time.monotonic() > deadline:
+        sys.exit(f"{sum(n['Alive'] for n in ray.nodes())} Ray nodes alive, wanted {sys.argv[2]}")
+    time.sleep(0.5)
+"""
 
 
 @pytest.fixture()
 def ray_cluster(tmp_path):
     """`ray start --head` on 127.0.0.1 plus one worker node (1 CPU each), in their own process
-    groups; stopped (TERM, then KILL) at the end. Startup is bounded to 180 s."""
+    groups; stopped (TERM, then KILL) at the end. Startup is bounded to 300 s."""
     pytest.importorskip("ray", reason="the Ray extra is not installed: pip install -e '.[ray]'")
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
@@ -92,16 +110,17 @@ def ray_cluster(tmp_path):
         [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        deadline = time.monotonic() + 180
-        while _nodes_alive(address) < 1:
+        deadline = time.monotonic() + 300
+        while not _port_open(port):
             assert time.monotonic() < deadline and procs[0].poll() is None, "Ray head did not start"
-            time.sleep(1)
+            time.sleep(0.5)
         procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
-        while _nodes_alive(address) < 2:
-            assert time.monotonic() < deadline and procs[1].poll() is None, "Ray worker did not join"
-            time.sleep(1)
+        left = max(1.0, deadline - time.monotonic())
+        wait = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, address, "2", str(left)], env=env,
+                              capture_output=True, text=True, timeout=left + 60)
+        assert wait.returncode == 0, f"the Ray worker did not join: {wait.stderr[-2000:]}"
         yield address
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -125,9 +144,11 @@ def test_ray_cluster_sweep_matches_basic_launcher(ray_cluster, basic_sweep, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, want = _numbers(sweep), _numbers(basic_sweep)
     assert len(want) > 500 and compare(got, want, tol=0.0) == []
-    # Each cell ran as a Ray task that declared 1 CPU, and sized its threads to it.
+    # Each cell ran as a Ray task that declared 1 CPU and sized its threads to it; the features
+    # were computed once at sweep start, and every cell read them from the cache.
     for path in sweep.glob("*/results.json"):
-        assert json.loads(path.read_text())["threads"] == 1
+        res = json.loads(path.read_text())
+        assert res["threads"] == 1 and res["features_cache"] == "hit"
     assert (sweep / "leaderboard.md").exists()
 
 
@@ -138,6 +159,18 @@ def test_submitit_local_matches_basic_launcher(basic_sweep, tmp_path, cache):
                  "hydra.launcher.timeout_min=10", *GRID, f"hydra.sweep.dir={sweep}"], tmp_path, cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert compare(_numbers(sweep), _numbers(basic_sweep), tol=0.0) == []
+
+
+def test_sweep_builds_the_feature_cache_before_its_cells(tmp_path):
+    """A cold cache: the sweep encodes once at its start, and no cell computes features."""
+    cold = tmp_path / "cold-cache"
+    sweep = tmp_path / "sweep"
+    proc = _cli(["-m", "router=knn", "supervision=single_shot,dars", "supervision.n_draws=2",
+                 "features=tfidf", TINY, f"hydra.sweep.dir={sweep}"], tmp_path, cold)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "caches ready" in proc.stderr and len(list(cold.glob("tfidf-*.npz"))) == 1
+    cells = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert len(cells) == 2 and {c["features_cache"] for c in cells} == {"hit"}
 
 
 # ------------------------------------------------------------------- kill -9 and resume

@@ -54,6 +54,8 @@ class LeaderboardCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         t0 = time.perf_counter()
+        # Resolve the cache folder here: the cached value travels with every cell's config.
+        _ = config.cache_dir
         manifest = S.write_manifest(config, sweep_command(config))
         if manifest is None:
             return

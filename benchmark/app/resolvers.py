@@ -1,4 +1,5 @@
-"""OmegaConf resolvers of the config tree: ``${darsbench.stamp:}`` and ``${darsbench.safe:text}``.
+"""OmegaConf resolvers of the config tree: ``${darsbench.stamp:}``, ``${darsbench.safe:text}`` and
+``${darsbench.env:NAME,default}``.
 
 Registered when this module is imported (every Hydra CLI imports it before composing). See the
 README, "Config tree".
@@ -43,9 +44,17 @@ def safe_name(text: str) -> str:
     return name
 
 
+def env_path(name: str, default: str) -> str:
+    """``$name`` (else ``default``) with ``~`` expanded. Cached, unlike ``oc.env``: a sweep resolves
+    it once where it starts, and Hydra hands that value to every cell, so cells on other machines
+    or in Ray workers (whose environment differs) use the same cache folder."""
+    return os.path.expanduser(os.environ.get(name) or default)
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("darsbench.stamp", run_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("darsbench.safe", safe_name, replace=True)
+    OmegaConf.register_new_resolver("darsbench.env", env_path, use_cache=True, replace=True)
 
 
 register()

@@ -153,12 +153,13 @@ def run_cell(
     timings["targets"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    X_train, X_test = compute_features(
+    features = compute_features(
         spec.featurizer,
         train_texts,
         feature_texts(data.test_queries, spec.use_context),
         cache_dir=spec.cache_dir,
     )
+    X_train, X_test = features
     timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -239,6 +240,8 @@ def run_cell(
         "baselines": baselines,
         "frontier": frontier,
         "timings_s": timings,
+        # "hit": read from cache_dir (in a sweep, built before the cells started); "computed": encoded here
+        "features_cache": "hit" if features.from_cache else "computed",
         "versions": package_versions(),
         "config": config,
         **(extra or {}),
