@@ -1,24 +1,7 @@
-"""The ``avengers_pro`` router (SPEC §5): KMeans clusters of training queries, per-cluster targets.
+"""The ``avengers_pro`` router: KMeans clusters of training queries, per-cluster mean targets.
 
-Fitting clusters the training query features with scikit-learn ``KMeans`` (``random_state`` =
-the fit seed) and stores, per cluster ``c`` and model ``m``, the mean of each target (``mu_q``,
-``mu_c``, ``sigma_q``) over the cluster's members, skipping members whose target is NaN (no
-observation). A test query takes its ``top_k`` nearest cluster centroids (Euclidean; ties to the
-lower cluster index) and predicts the plain, unweighted mean of their stored targets, again
-skipping a cluster whose stored target is NaN (no member with a finite target).
-
-* ``n_clusters`` is capped at the number of training queries, and ``top_k`` at the number of
-  non-empty clusters (KMeans can leave a cluster empty when queries coincide); both warn.
-  Empty clusters are never among a query's nearest clusters.
-* Where none of the ``top_k`` clusters has a finite target for a model, the prediction is that
-  model's mean target over all training queries, with a warning giving the count.
-* Sparse features (TF-IDF CSR) go to KMeans as they are.
-
-**Single-shot draws.** The clustering depends on the features only, so all draws share ONE
-KMeans fit, seeded with the fit seed (not ``seed + d``); draw ``d`` differs only through its
-targets. All draws' cluster means come from one einsum over the draw axis. This equals fitting
-each draw on its own with the same seed, and keeps the draw-to-draw spread a pure measure of
-supervision noise rather than of KMeans initialisation.
+A test query averages the stored targets of its ``top_k`` nearest non-empty clusters; all
+single-shot draws share one KMeans fit (the run seed). Rules and caps: docs/features.md.
 """
 
 from __future__ import annotations
@@ -27,9 +10,15 @@ import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.cluster import KMeans
 
-from routers.base import SharedDrawsRouter, check_features
-from routers.knn import stack_targets, target_means, warn_fallback
+from routers.base import (
+    SharedDrawsRouter,
+    check_features,
+    stack_targets,
+    target_means,
+    warn_fallback,
+)
 from supervision.modes import Targets
 
 
@@ -50,29 +39,27 @@ class AvengersProRouter(SharedDrawsRouter):
         for name, value in params.items():
             if int(value) < 1:
                 raise ValueError(f"avengers_pro: {name} must be >= 1, got {value}")
-        self.n_clusters = int(n_clusters)
-        self.n_init = int(n_init)
-        self.max_iter = int(max_iter)
-        self.top_k = int(top_k)
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.top_k = top_k
 
     # ------------------------------------------------------------------ fitting
     def _fit_all(self, X: Any, values: np.ndarray, seed: int) -> None:
         """Cluster ``X`` once and store cluster means of ``values`` ``[3, D, Q, M]``."""
-        from sklearn.cluster import KMeans
-
         X = check_features(X, where="avengers_pro.fit")
         n_train = X.shape[0]
         if n_train == 0:
             raise ValueError("avengers_pro.fit: no training queries")
-        if self.n_clusters > n_train:
+        if int(self.n_clusters) > n_train:
             warnings.warn(
                 f"avengers_pro: n_clusters={self.n_clusters} exceeds the {n_train} training "
                 f"queries; using {n_train} clusters",
                 stacklevel=4,
             )
-        n_clusters = min(self.n_clusters, n_train)
+        n_clusters = min(int(self.n_clusters), n_train)
         self.kmeans_ = KMeans(
-            n_clusters=n_clusters, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
+            n_clusters=n_clusters, n_init=int(self.n_init), max_iter=int(self.max_iter), random_state=seed
         ).fit(X)
         self.n_features_in_ = X.shape[1]
         labels = self.kmeans_.labels_
@@ -80,13 +67,13 @@ class AvengersProRouter(SharedDrawsRouter):
         onehot[np.arange(n_train), labels] = 1.0
         self.cluster_sizes_ = onehot.sum(axis=0).astype(np.int64)
         n_nonempty = int((self.cluster_sizes_ > 0).sum())
-        if self.top_k > n_nonempty:
+        if int(self.top_k) > n_nonempty:
             warnings.warn(
                 f"avengers_pro: top_k={self.top_k} exceeds the {n_nonempty} non-empty clusters; "
                 f"using top_k={n_nonempty}",
                 stacklevel=4,
             )
-        self.top_k_ = min(self.top_k, n_nonempty)
+        self.top_k_ = min(int(self.top_k), n_nonempty)
         finite = np.isfinite(values)
         sums = np.einsum("qc,tdqm->tdcm", onehot, np.where(finite, values, 0.0))
         counts = np.einsum("qc,tdqm->tdcm", onehot, finite.astype(np.float64))

@@ -1,30 +1,13 @@
-"""The ``embedllm`` router (SPEC §5): learned model embeddings x projected query embedding.
+"""The ``embedllm`` router: model embeddings x a linear projection of the query features.
 
-After EmbedLLM (Zhuang et al., 2024). For query features ``x`` and model ``m``:
-
-* ``z = W x + b``: a linear projection of the features to ``dim`` (256); while training,
-  Gaussian noise of standard deviation ``noise`` (0.05) is added to the input features ``x``
-  before the projection (a fresh sample per distinct query of the minibatch and step, from
-  the draw's own noise generator);
-* score head: ``logit(x, m) = <z, e_m> + c_m`` with a learned model embedding ``e_m``
-  (``dim``) and per-model bias ``c_m``, trained with binary cross-entropy against the soft
-  target ``clip(mu_q - beta * sigma_q, 0, 1)``;
-* cost head: a linear map ``z -> [M]`` (one output per model), trained with squared error
-  against ``mu_c``. The loss is ``BCE + MSE``, each a mean over the batch's finite targets.
-
-Prediction: ``mu_q = sigmoid(logit)``, ``mu_c`` = cost head, and ``sigma_q = 0``. The score
-target already carries the risk penalty of the fit's (effective) ``beta``, so routing by
-``mu_q_hat - lambda * mu_c_hat`` applies that beta; re-scoring under another beta does not
-change the decision (``route`` warns when asked to).
-
-Training examples are the (query, model) pairs with a finite ``mu_q`` target; batch 2048 pairs
-(the 200-query datasets have 1,200 pairs: one full batch per epoch), 20 epochs, Adam 1e-3.
+Score head ``<W x + b, e_m> + c_m`` (BCE against ``clip(mu_q - beta * sigma_q, 0, 1)``), cost head
+(MSE); predicts ``sigma_q = 0`` (the fit's beta is baked into the score). docs/routers_neural.md.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -34,7 +17,8 @@ from torch.nn import functional as F
 from routers.base import Signals
 from routers.neural import (
     DrawNet,
-    NeuralRouter,
+    NeuralSignalRouter,
+    TrainingConfig,
     encode_rows,
     gather_models,
     masked_column_means,
@@ -87,47 +71,32 @@ class EmbedLLMNet(DrawNet):
         return out[:, 0], out[:, 1]
 
 
-class EmbedLLMRouter(NeuralRouter):
+class EmbedLLMRouter(NeuralSignalRouter):
     """EmbedLLM: model embeddings x projected query embedding; score (BCE) + cost (MSE) heads.
 
     Args:
         dim: embedding dimension of queries and models (SPEC: 256).
         noise: standard deviation of the Gaussian input noise while training (SPEC: 0.05).
-        epochs, batch_size, lr: Adam schedule over (query, model) pairs (SPEC: 20, 2048, 1e-3).
-        early_stopping, val_fraction, patience, batch_draws, n_jobs: see
-            :class:`routers.neural.NeuralRouter`.
+        training: :class:`routers.neural.TrainingConfig`; default 20 epochs,
+            batch 2048 (query, model) pairs, Adam 1e-3.
     """
+
+    default_training = TrainingConfig(epochs=20, batch_size=2048)
 
     def __init__(
         self,
         dim: int = 256,
         noise: float = 0.05,
-        epochs: int = 20,
-        batch_size: int = 2048,
-        lr: float = 1e-3,
-        early_stopping: bool = False,
-        val_fraction: float = 0.1,
-        patience: int = 5,
-        batch_draws: bool = True,
-        n_jobs: int = 1,
+        training: TrainingConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        self.dim = int(dim)
-        self.noise = float(noise)
-        if self.noise < 0:
+        if float(noise) < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
-        self._set_training(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            early_stopping=early_stopping,
-            val_fraction=val_fraction,
-            patience=patience,
-            batch_draws=batch_draws,
-            n_jobs=n_jobs,
-        )
+        self.dim = dim
+        self.noise = noise
+        self.training = training
 
     def _new_net(self, n_features: int, n_models: int) -> EmbedLLMNet:
-        return EmbedLLMNet(n_features, n_models, self.dim, self.noise)
+        return EmbedLLMNet(n_features, n_models, int(self.dim), float(self.noise))
 
     def _draw_data(self, targets: Targets, beta: float) -> dict[str, torch.Tensor]:
         score = np.clip(targets.mu_q - beta * targets.sigma_q, 0.0, 1.0)

@@ -1,34 +1,14 @@
-"""The ``graphrouter`` router (SPEC §5): a bipartite query-model graph in torch-geometric.
+"""The ``graphrouter`` router: SAGEConv message passing on the bipartite query-model graph.
 
-Graph (:func:`build_graph`). One homogeneous graph with the training queries as nodes
-``0..Q-1`` and the models as nodes ``Q..Q+M-1``; an edge joins query ``q`` and model ``m`` in
-both directions for every training pair with a finite target (an observed pair). Edges carry
-NO label: message passing sees which pairs were observed, never their scores or costs.
-
-Node features: a query node gets its features projected to ``dim`` (128) by a learned linear
-map; a model node gets a learned embedding (``dim``). Two ``SAGEConv`` layers (mean
-aggregation, root weight; ReLU between them) compute node states; they run on plain PyTorch
-scatter operations, so neither ``pyg-lib`` nor ``torch-scatter`` is needed.
-
-Edge predictor: for a (query, model) pair with node states ``h_q``, ``h_m``, an MLP
-(hidden (256, 128), ReLU) on ``[h_q, h_m, h_q * h_m, |h_q - h_m|]`` outputs three sigmoids:
-``(mu_q, mu_c, sigma_q)``, trained with the sum of the three squared errors (each a mean over
-the batch's finite targets). Training: full-batch message passing on the training graph at
-every step, minibatches of 256 supervised edges (the pairs with a finite ``mu_q``), 50 epochs,
-Adam 1e-3. With early stopping on, the validation queries stay in the graph (their edges carry
-no label) but their pairs are left out of the loss.
-
-Test queries (inductive, leak-free): at prediction each test query becomes a new node with
-its projected features and incoming edges from EVERY model node, and no outgoing edge. So a
-test query is treated like a training query observed with every model, the training nodes'
-states are exactly those of training (nothing flows from test nodes), a test query's
-prediction does not depend on the other test queries, and no test label is used anywhere.
+Observed training pairs are unlabelled edges; an edge MLP on ``[h_q, h_m, h_q*h_m, |h_q-h_m|]``
+regresses (mu_q, mu_c, sigma_q). Test queries are inductive nodes that only receive messages
+from the model nodes (no leak). Graph layout and training: docs/routers_neural.md.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -39,12 +19,13 @@ with warnings.catch_warnings():
     from torch_geometric.nn import SAGEConv
 
 from routers.base import Signals
-from routers.mirt import mlp
 from routers.neural import (
     DrawNet,
-    NeuralRouter,
+    NeuralSignalRouter,
+    TrainingConfig,
     encode_rows,
     masked_column_means,
+    mlp,
     pair_examples,
     stacked_targets,
     to_numpy,
@@ -182,50 +163,37 @@ class GraphNet(DrawNet):
         return self.edge_outputs(h, q_nodes, m_nodes).reshape(n_t, n_m, len(SIGNALS))
 
 
-class GraphRouter(NeuralRouter):
+class GraphRouter(NeuralSignalRouter):
     """GraphRouter: SAGEConv message passing on the query-model graph + an edge MLP.
 
     Args:
         dim: node state dimension: query projection and model embeddings (SPEC: 128).
         n_layers: number of SAGEConv layers (2).
         edge_hidden: hidden sizes of the edge MLP (SPEC: (256, 128)).
-        epochs, batch_size, lr: Adam schedule over supervised edges (SPEC: 50, 256, 1e-3).
-        early_stopping, val_fraction, patience, batch_draws, n_jobs: see
-            :class:`routers.neural.NeuralRouter`.
+        training: :class:`routers.neural.TrainingConfig`; default 50 epochs,
+            batch 256 supervised edges, Adam 1e-3.
     """
+
+    default_training = TrainingConfig(epochs=50)
 
     def __init__(
         self,
         dim: int = 128,
         n_layers: int = 2,
         edge_hidden: Sequence[int] = (256, 128),
-        epochs: int = 50,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        early_stopping: bool = False,
-        val_fraction: float = 0.1,
-        patience: int = 5,
-        batch_draws: bool = True,
-        n_jobs: int = 1,
+        training: TrainingConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        self.dim = int(dim)
-        self.n_layers = int(n_layers)
-        self.edge_hidden = tuple(int(h) for h in edge_hidden)
-        if self.n_layers < 1:
+        if int(n_layers) < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self._set_training(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            early_stopping=early_stopping,
-            val_fraction=val_fraction,
-            patience=patience,
-            batch_draws=batch_draws,
-            n_jobs=n_jobs,
-        )
+        self.dim = dim
+        self.n_layers = n_layers
+        self.edge_hidden = edge_hidden
+        self.training = training
 
     def _new_net(self, n_features: int, n_models: int) -> GraphNet:
-        return GraphNet(n_features, n_models, self.dim, self.n_layers, self.edge_hidden)
+        return GraphNet(
+            n_features, n_models, int(self.dim), int(self.n_layers), [int(h) for h in self.edge_hidden]
+        )
 
     def _draw_data(self, targets: Targets, beta: float) -> dict[str, torch.Tensor]:
         y, ok = stacked_targets(targets.mu_q, targets.mu_c, targets.sigma_q)
@@ -237,6 +205,10 @@ class GraphRouter(NeuralRouter):
 
     def _examples(self, data: dict[str, torch.Tensor], queries: np.ndarray) -> torch.Tensor:
         return pair_examples(data["pairs"].numpy(), queries)
+
+    def _prepare_loaded_net(self, net: DrawNet, state_dict: dict[str, torch.Tensor]) -> None:
+        assert isinstance(net, GraphNet)
+        net.set_graph(state_dict["train_mask"])
 
     def _remember_training(self, X: torch.Tensor, targets: Sequence[Targets]) -> None:
         self.X_train_ = X

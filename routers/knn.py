@@ -1,31 +1,8 @@
-"""The ``knn`` router (SPEC §5): inverse-distance-weighted mean of the nearest training targets.
+"""The ``knn`` router: inverse-distance-weighted mean of the ``k`` nearest training targets.
 
-For a test query ``x`` with its ``k`` nearest training queries ``n_1..n_k`` (Euclidean distance
-``d_j``), every signal ``s`` in (``mu_q``, ``mu_c``, ``sigma_q``) and model ``m`` is predicted as
-
-    s(x, m) = sum_j w_j s(n_j, m) / sum_j w_j,        w_j = 1 / (d_j + eps)
-
-over the neighbours ``j`` whose target ``s(n_j, m)`` is finite (a pair with no training
-observation has a NaN target; it is skipped and the remaining weights renormalised).
-
-Precise rules:
-
-* **Exact match.** A neighbour with ``d_j <= eps`` is an exact match. If any neighbour with a
-  finite target is an exact match, the exact matches take all the weight, shared equally
-  (``w_j = 1`` for them, 0 for the others); else the inverse-distance weights apply.
-* **Neighbours.** Candidates are ranked by squared distance ``|x|^2 + |y|^2 - 2 x.y`` with a
-  stable sort, so ties in the computed distance go to the lower training index. The ``d_j``
-  used in the weights and in the exact-match test are then computed directly as
-  ``|x - y|`` (exactly 0 for identical vectors). ``k`` is capped at the number of training
-  queries (with a warning).
-* **No finite target among the k neighbours** (for one model): the prediction falls back to
-  that model's mean target over all training queries, with a warning giving the count. A
-  model with no finite target at all is an error at fit time.
-* **Features** may be dense arrays or scipy sparse matrices (TF-IDF); sparse stays sparse.
-
-Single-shot draws share one neighbour search: the targets of all ``D`` draws are averaged
-with the same weights in one einsum over the draw axis, which equals fitting each draw
-separately (there is nothing random in this router, so the draw seed plays no role).
+``s(x, m) = sum_j w_j s(n_j, m) / sum_j w_j`` with ``w_j = 1 / (d_j + eps)`` over the neighbours with
+a finite target; exact matches take all the weight; all single-shot draws share one neighbour
+search. Rules (ties, fallback, sparse input): docs/features.md.
 """
 
 from __future__ import annotations
@@ -36,7 +13,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from routers.base import SharedDrawsRouter, check_features
+from routers.base import (
+    SharedDrawsRouter,
+    check_features,
+    stack_targets,
+    target_means,
+    warn_fallback,
+)
 from supervision.modes import Targets
 
 #: Rough cap on the number of float64 elements of one chunk's temporary arrays.
@@ -44,26 +27,6 @@ _CHUNK_ELEMENTS = 4_000_000
 
 
 # --------------------------------------------------------------------------- helpers
-def stack_targets(targets: Targets) -> np.ndarray:
-    """``[3, D, Q, M]`` array of (mu_q, mu_c, sigma_q) of stacked (``[D, Q, M]``) targets."""
-    return np.stack([targets.mu_q, targets.mu_c, targets.sigma_q]).astype(np.float64)
-
-
-def target_means(values: np.ndarray, router: str) -> np.ndarray:
-    """Per-model mean over training queries ``[3, D, M]`` of ``[3, D, Q, M]`` targets.
-
-    Used as the fallback prediction where no neighbour / cluster has a finite target. A model
-    with no finite target at all (in some draw) is an error.
-    """
-    finite = np.isfinite(values)
-    count = finite.sum(axis=2)
-    if (count == 0).any():
-        t, _, m = np.argwhere(count == 0)[0]
-        name = ("mu_q", "mu_c", "sigma_q")[t]
-        raise ValueError(f"{router}: model {m} has no training target {name!r} at all")
-    return np.where(finite, values, 0.0).sum(axis=2) / count
-
-
 def weighted_target_mean(
     gathered: np.ndarray, weights: np.ndarray, exact: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,17 +60,6 @@ def weighted_target_mean(
     return mean, defined
 
 
-def warn_fallback(router: str, undefined: np.ndarray, what: str) -> None:
-    """Warn with counts when predictions fell back to the per-model training mean."""
-    n_bad = int(undefined.sum())
-    if n_bad:
-        warnings.warn(
-            f"{router}: {n_bad} of {undefined.size} predicted (signal, draw, query, model) values "
-            f"had no {what} with a finite target; used that model's mean training target",
-            stacklevel=4,
-        )
-
-
 def _row_sq_norms(X: Any) -> np.ndarray:
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
@@ -129,8 +81,8 @@ class KNNRouter(SharedDrawsRouter):
             raise ValueError(f"knn: k must be >= 1, got {k}")
         if float(eps) < 0:
             raise ValueError(f"knn: eps must be >= 0, got {eps}")
-        self.k = int(k)
-        self.eps = float(eps)
+        self.k = k
+        self.eps = eps
 
     # ------------------------------------------------------------------ fitting
     def _store(self, X: Any, values: np.ndarray) -> None:
@@ -138,12 +90,12 @@ class KNNRouter(SharedDrawsRouter):
         n_train = X.shape[0]
         if n_train == 0:
             raise ValueError("knn.fit: no training queries")
-        if self.k > n_train:
+        if int(self.k) > n_train:
             warnings.warn(
                 f"knn: k={self.k} exceeds the {n_train} training queries; using k={n_train}",
                 stacklevel=4,
             )
-        self.k_ = min(self.k, n_train)
+        self.k_ = min(int(self.k), n_train)
         self.X_train_ = X
         self.train_sq_ = _row_sq_norms(X)
         self.values_ = values  # [3, D, Q, M]
@@ -196,10 +148,11 @@ class KNNRouter(SharedDrawsRouter):
     def _predict_values(self, X: Any) -> np.ndarray:
         """Predictions ``[3, D, n, M]`` for every stored draw."""
         idx, dist = self.kneighbors(X)
-        weights = 1.0 / (dist + self.eps) if self.eps > 0 else np.divide(
+        eps = float(self.eps)
+        weights = 1.0 / (dist + eps) if eps > 0 else np.divide(
             1.0, dist, out=np.zeros_like(dist), where=dist > 0
         )
-        exact = dist <= self.eps
+        exact = dist <= eps
         n_t, n_d, _, n_m = self.values_.shape
         out = np.empty((n_t, n_d, idx.shape[0], n_m))
         undefined = np.zeros(out.shape, dtype=bool)

@@ -1,26 +1,12 @@
-"""The ``mirt`` router (SPEC §5): multidimensional item response theory.
+"""The ``mirt`` router: multidimensional item response theory over an ability MLP.
 
-A query is an examinee with an ability vector ``theta(x)`` (``latent`` = 16 dimensions)
-computed from its features by an MLP (hidden (128,), ReLU). Every model ``m`` has, per head
-``k`` in (score, cost, sigma), a discrimination vector ``a^k_m`` (``latent``) and a difficulty
-``b^k_m``, and the head's logit is ``a^k_m . theta(x) - b^k_m`` (a ``Linear(latent, M)`` whose
-weight rows are ``a^k_m`` and whose bias is ``-b^k_m``). Predictions are the sigmoids of the
-three logits:
-
-* score: ``mu_q = sigmoid(a_m . theta - b_m)``, binary cross-entropy against the soft target
-  ``mu_q``;
-* cost: squared error of ``sigmoid(.)`` against ``mu_c``;
-* sigma: squared error of ``sigmoid(.)`` against ``sigma_q``;
-
-loss = 1 * BCE + 1 * MSE_cost + 0.5 * MSE_sigma (each a mean over the batch's finite targets).
-Routing uses ``mu_q - lambda * mu_c - beta * sigma_q`` of the three predictions, so the router
-can be re-scored under any lambda and beta. Training examples are the (query, model) pairs with
-a finite ``mu_q`` target; batch 256 pairs, 30 epochs, Adam 1e-3.
+``logit = a^k_m . theta(x) - b^k_m`` for the score (BCE vs mu_q), cost and sigma (MSE) heads;
+loss weights 1, 1, 0.5. Re-scored under any (lambda, beta). docs/routers_neural.md.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,10 +16,12 @@ from torch.nn import functional as F
 from routers.base import Signals
 from routers.neural import (
     DrawNet,
-    NeuralRouter,
+    NeuralSignalRouter,
+    TrainingConfig,
     encode_rows,
     gather_models,
     masked_column_means,
+    mlp,
     pair_examples,
     stacked_targets,
     to_numpy,
@@ -41,16 +29,6 @@ from routers.neural import (
 from supervision.modes import Targets
 
 HEADS = ("score", "cost", "sigma")
-
-
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """``Linear`` layers between consecutive ``sizes`` with ReLU between them (not after)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(a, b))
-    return nn.Sequential(*layers)
 
 
 class MIRTNet(DrawNet):
@@ -98,50 +76,42 @@ class MIRTNet(DrawNet):
         return torch.sigmoid(self.logits(X))
 
 
-class MIRTRouter(NeuralRouter):
+class MIRTRouter(NeuralSignalRouter):
     """Multidimensional IRT: ability MLP, per-model discrimination and difficulty, three heads.
 
     Args:
         latent: ability dimension (SPEC: 16).
         hidden: hidden layer sizes of the ability MLP (SPEC: (128,)).
         loss_weights: weights of the (score BCE, cost MSE, sigma MSE) losses (SPEC: 1, 1, 0.5).
-        epochs, batch_size, lr: Adam schedule over (query, model) pairs (SPEC: 30, 256, 1e-3).
-        early_stopping, val_fraction, patience, batch_draws, n_jobs: see
-            :class:`routers.neural.NeuralRouter`.
+        training: :class:`routers.neural.TrainingConfig`; default 30 epochs,
+            batch 256 (query, model) pairs, Adam 1e-3.
     """
+
+    default_training = TrainingConfig(epochs=30)
 
     def __init__(
         self,
         latent: int = 16,
         hidden: Sequence[int] = (128,),
         loss_weights: Sequence[float] = (1.0, 1.0, 0.5),
-        epochs: int = 30,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        early_stopping: bool = False,
-        val_fraction: float = 0.1,
-        patience: int = 5,
-        batch_draws: bool = True,
-        n_jobs: int = 1,
+        training: TrainingConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        self.latent = int(latent)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.loss_weights = tuple(float(w) for w in loss_weights)
-        if len(self.loss_weights) != 3 or min(self.loss_weights) < 0:
+        weights = [float(w) for w in loss_weights]
+        if len(weights) != 3 or min(weights) < 0:
             raise ValueError(f"loss_weights must be 3 non-negative numbers, got {loss_weights}")
-        self._set_training(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            early_stopping=early_stopping,
-            val_fraction=val_fraction,
-            patience=patience,
-            batch_draws=batch_draws,
-            n_jobs=n_jobs,
-        )
+        self.latent = latent
+        self.hidden = hidden
+        self.loss_weights = loss_weights
+        self.training = training
 
     def _new_net(self, n_features: int, n_models: int) -> MIRTNet:
-        return MIRTNet(n_features, n_models, self.latent, self.hidden, self.loss_weights)
+        return MIRTNet(
+            n_features,
+            n_models,
+            int(self.latent),
+            [int(h) for h in self.hidden],
+            [float(w) for w in self.loss_weights],
+        )
 
     def _draw_data(self, targets: Targets, beta: float) -> dict[str, torch.Tensor]:
         y, ok = stacked_targets(targets.mu_q, targets.mu_c, targets.sigma_q)

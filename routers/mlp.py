@@ -1,23 +1,8 @@
-"""The ``mlp`` router (SPEC §5): three MLP regressors over standardised query features.
+"""The ``mlp`` router: three scikit-learn ``MLPRegressor`` heads (mu_q, mu_c, sigma_q).
 
-One scikit-learn ``MLPRegressor`` per signal (``mu_q``, ``mu_c``, ``sigma_q``), each
-multi-output over the M models of the pool, on features standardised by a ``StandardScaler``
-fitted on the training queries (``with_mean=False`` for sparse input, so TF-IDF stays sparse).
-
-* **Missing targets.** ``MLPRegressor`` cannot skip a target, so NaN targets (pairs without an
-  observation) are filled with the model's mean target by
-  :func:`routers.base.fill_missing_targets`, which warns with the count.
-* **Zero risk target.** When every finite ``sigma_q`` target is exactly 0 (``single_shot``,
-  ``dars_no_risk``), no third regressor is trained and ``sigma_q`` is predicted as exactly 0.
-* **Convergence.** Adam stops when the training loss has not improved by ``tol`` (1e-4) for
-  10 epochs, or at ``max_iter``. Reaching ``max_iter`` raises scikit-learn's
-  ``ConvergenceWarning``, which is not shown (100 draws x 3 heads would flood the log) but
-  recorded on each fitted member as ``n_iter_`` and ``converged_`` (dicts keyed by signal
-  name) and gathered by :meth:`MLPRouter.fit_report`.
-* **Single-shot draws** use the base class: one router per draw, draw ``d`` with seed
-  ``seed + d``, fitted in ``n_jobs`` joblib processes. Every fit runs with one BLAS thread
-  (threaded BLAS was 5-10x slower on these small matrices), so the numbers do not depend on
-  ``n_jobs`` or on the machine's thread count.
+Standardised features; NaN targets filled (with a warning); a zero ``sigma_q`` target is
+predicted as exactly 0; one fit per single-shot draw, single BLAS thread. Details:
+docs/features.md.
 """
 
 from __future__ import annotations
@@ -27,14 +12,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-from routers.base import Router, Signals, check_features, fill_missing_targets
+from routers.base import SignalRouter, Signals, check_features, fill_missing_targets
 from supervision.modes import Targets
 
 SIGNALS = ("mu_q", "mu_c", "sigma_q")
 
 
-class MLPRouter(Router):
+class MLPRouter(SignalRouter):
     """Three ``MLPRegressor`` heads (mu_q, mu_c, sigma_q) over standardised features.
 
     Args:
@@ -56,30 +45,27 @@ class MLPRouter(Router):
         max_iter: int = 800,
         n_jobs: int = 1,
     ) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.alpha = float(alpha)
-        self.lr = float(lr)
-        self.max_iter = int(max_iter)
-        self.n_jobs = int(n_jobs)
+        self.hidden = hidden
+        self.alpha = alpha
+        self.lr = lr
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+
+    def _draw_jobs(self) -> int:
+        return int(self.n_jobs)
 
     def _regressor(self, seed: int) -> Any:
-        from sklearn.neural_network import MLPRegressor
-
         return MLPRegressor(
-            hidden_layer_sizes=self.hidden,
+            hidden_layer_sizes=tuple(int(h) for h in self.hidden),
             activation="relu",
             solver="adam",
-            alpha=self.alpha,
-            learning_rate_init=self.lr,
-            max_iter=self.max_iter,
+            alpha=float(self.alpha),
+            learning_rate_init=float(self.lr),
+            max_iter=int(self.max_iter),
             random_state=seed,
         )
 
     def _fit_single(self, X: Any, targets: Targets, *, lam: float, beta: float, seed: int) -> None:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.preprocessing import StandardScaler
-        from threadpoolctl import threadpool_limits
-
         X = check_features(X, where="mlp.fit")
         self.n_features_in_ = X.shape[1]
         self.scaler_ = StandardScaler(with_mean=not sp.issparse(X))

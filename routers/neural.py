@@ -1,48 +1,8 @@
-"""Shared machinery of the neural routers (SPEC §5): one Lightning training routine for all.
+"""Shared machinery of the neural routers: :class:`TrainingConfig`, one Lightning routine, draws.
 
-The four neural routers (:mod:`routers.embedllm`, :mod:`routers.mirt`,
-:mod:`routers.rm_softmax`, :mod:`routers.graphrouter`) are built from three pieces defined here:
-
-* a :class:`DrawNet` per router: the ``torch.nn.Module`` of ONE fitted router (one draw), with
-  a ``loss`` on a minibatch of training examples;
-* :class:`DrawModule`: a ``LightningModule`` holding ``D`` independent draw networks
-  (``D = 1`` for every mode but ``single_shot``). One training step draws one minibatch per draw
-  (each from the draw's own shuffling), back-propagates each draw's loss on its own and takes
-  one Adam step over all parameters;
-* :func:`train_module`: the single training routine, a ``lightning.Trainer`` on the CPU.
-
-Draws in one pass, identical to one by one
-------------------------------------------
-Fitting ``single_shot`` trains one router per draw. :class:`NeuralRouter` fits a whole chunk
-of draws in ONE Lightning run (one Trainer, one data pipeline, one optimiser) instead of
-``D`` runs, and spreads the chunks over ``n_jobs`` processes. The result is bit-for-bit
-IDENTICAL to fitting the draws one by one with seeds ``seed + d`` (tested), because
-
-* everything random in draw ``d`` comes from its own seed: initialisation (the global torch RNG
-  seeded with ``stream_seed(seed + d, STREAM_INIT)`` while the net is built), minibatch order
-  (a ``torch.Generator`` per draw), input noise (another per draw) and the validation split;
-* each draw's forward and backward are the same tensor operations, on the same shapes, as in
-  a one-draw fit (a Python loop over draws, not a batched ``bmm``: CPU ``bmm`` and vectorised
-  element-wise kernels do not give bit-identical slices across batch sizes, and Adam turns
-  last-bit differences in near-zero gradients into visible ones);
-* Adam keeps per-parameter state and every draw owns separate parameter tensors (the fused
-  CPU Adam kernel runs tensor by tensor, element-wise): a draw whose minibatches run out
-  earlier, or that stopped early, has no gradient and Adam skips it, exactly as if its own
-  run had ended;
-* numerics run single-threaded (``torch.set_num_threads(1)`` during fit and predict, restored
-  afterwards), so results do not depend on the number of cores or processes; the cores are
-  used by the ``n_jobs`` processes instead.
-
-The speed-up over one Lightning run per draw comes from sharing the Trainer, data pipeline and
-optimiser, and from the processes; the arithmetic is the same.
-
-Early stopping
---------------
-Optional (``early_stopping=True``; off by default because SPEC §5 fixes the epoch counts):
-a seeded ``val_fraction`` of the TRAINING queries (never test data) is held out per draw,
-the validation loss is computed after every epoch, and a draw stops after ``patience``
-epochs without improvement; its weights from the best epoch are restored
-(:class:`PerDrawEarlyStopping`).
+:class:`NeuralRouter` fits a chunk of single-shot draws in ONE Lightning run (bit-identical to
+one run per draw) and spreads chunks over ``n_jobs`` processes; :class:`DrawNet` is one draw's
+network. Determinism, draw batching and early stopping: docs/routers_neural.md.
 """
 
 from __future__ import annotations
@@ -55,9 +15,11 @@ import os
 import random
 import warnings
 from abc import abstractmethod
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
@@ -66,7 +28,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import lightning as L
 
-from routers.base import Router, Signals, check_features
+from joblib import Parallel, delayed
+
+from routers.base import Router, SignalRouter, Signals, check_features
 from supervision.modes import Targets
 
 #: Independent random streams of one draw's seed.
@@ -87,6 +51,55 @@ _QUIET_WARNINGS = (
     r".*You defined a `validation_step` but have no `val_dataloader`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training settings shared by every neural router (the ``training:`` sub-config).
+
+    Attributes:
+        epochs, batch_size, lr: Adam schedule; a batch holds examples of the router's table
+            ((query, model) pairs, (query, lambda) rows or supervised edges).
+        early_stopping: hold out ``val_fraction`` of the TRAINING queries per draw (seeded) and
+            stop a draw after ``patience`` epochs without validation improvement, restoring its
+            best weights. Off by default: the reference setting fixes the epoch counts.
+        batch_draws: fit single-shot draws in chunks of one Lightning run each (True) or one
+            router per draw (False). Same numbers either way.
+        n_jobs: processes over which chunks of draws are spread (``-1``: all cores). Same
+            numbers for any value.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    early_stopping: bool = False
+    val_fraction: float = 0.1
+    patience: int = 5
+    batch_draws: bool = True
+    n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 1 or int(self.batch_size) < 1 or float(self.lr) <= 0:
+            raise ValueError(
+                f"training: epochs and batch_size must be >= 1 and lr > 0, got epochs="
+                f"{self.epochs}, batch_size={self.batch_size}, lr={self.lr}"
+            )
+        if int(self.patience) < 1:
+            raise ValueError(f"training: patience must be >= 1, got {self.patience}")
+        if self.early_stopping and not 0.0 < float(self.val_fraction) < 1.0:
+            raise ValueError(f"training: val_fraction must be in (0, 1), got {self.val_fraction}")
+        if int(self.n_jobs) == 0 or int(self.n_jobs) < -1:
+            raise ValueError(f"training: n_jobs must be >= 1 or -1, got {self.n_jobs}")
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """``Linear`` layers between consecutive ``sizes`` with ReLU between them (not after)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(int(a), int(b)))
+    return nn.Sequential(*layers)
 
 
 # ------------------------------------------------------------------------------------ seeds
@@ -133,7 +146,7 @@ def validation_split(n_queries: int, fraction: float, seed: int) -> tuple[np.nda
 def feature_tensor(X: Any, n_features: int | None = None, *, where: str) -> torch.Tensor:
     """Dense float32 ``[Q, d]`` tensor of dense or sparse features (NaN / wrong width: error)."""
     X = check_features(X, n_features, where=where)
-    arr = X.toarray() if hasattr(X, "toarray") else X
+    arr = X.toarray() if sp.issparse(X) else X
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
@@ -430,45 +443,32 @@ def train_module(
 class NeuralRouter(Router):
     """Base class of the neural routers: draw-batched fitting through :func:`train_module`.
 
-    A subclass sets its hyperparameters and calls :meth:`_set_training` in ``__init__``, and
-    implements :meth:`_new_net`, :meth:`_draw_data`, :meth:`_examples` and :meth:`_net_signals`.
-
-    Common hyperparameters:
-        epochs, batch_size, lr: Adam training schedule (batch = examples of the router's
-            example table: (query, model) pairs, (query, lambda) rows or supervised edges).
-        early_stopping: hold out ``val_fraction`` of the training queries per draw (seeded)
-            and stop a draw after ``patience`` epochs without validation improvement,
-            restoring its best weights. Off by default (SPEC fixes the epoch counts).
-        batch_draws: fit single-shot draws in chunks of one Lightning run each (True) or one
-            router per draw through the base class (False). Same numbers either way.
-        n_jobs: processes over which chunks of draws are spread (``-1``: all cores). Same
-            numbers for any value.
+    A subclass takes its architecture hyperparameters and ``training: TrainingConfig | None``
+    in ``__init__`` (``None``: the class's :attr:`default_training`; a mapping: fields replaced
+    in it), and implements :meth:`_new_net`, :meth:`_draw_data` and :meth:`_examples`.
     """
 
-    def _set_training(
-        self,
-        *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        early_stopping: bool,
-        val_fraction: float,
-        patience: int,
-        batch_draws: bool,
-        n_jobs: int,
-    ) -> None:
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.early_stopping = bool(early_stopping)
-        self.val_fraction = float(val_fraction)
-        self.patience = int(patience)
-        self.batch_draws = bool(batch_draws)
-        self.n_jobs = int(n_jobs)
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-        if self.early_stopping and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+    #: The router's own training defaults (epochs and batch size differ between routers).
+    default_training: ClassVar[TrainingConfig] = TrainingConfig()
+
+    training: TrainingConfig | Mapping[str, Any] | None
+
+    def training_config(self) -> TrainingConfig:
+        """The effective :class:`TrainingConfig` of this router."""
+        t = self.training
+        if t is None:
+            return self.default_training
+        if isinstance(t, TrainingConfig):
+            return t
+        if isinstance(t, Mapping):
+            return replace(self.default_training, **dict(t))
+        raise TypeError(
+            f"{type(self).__name__}: training must be a TrainingConfig, a mapping or None, "
+            f"got {type(t).__name__}"
+        )
+
+    def _draw_jobs(self) -> int:
+        return int(self.training_config().n_jobs)
 
     # ----------------------------------------------------------------- subclass contract
     @abstractmethod
@@ -483,10 +483,6 @@ class NeuralRouter(Router):
     def _examples(self, data: dict[str, torch.Tensor], queries: np.ndarray) -> torch.Tensor:
         """The draw's example table restricted to the training ``queries`` (LongTensor)."""
 
-    @abstractmethod
-    def _net_signals(self, net: DrawNet, X: torch.Tensor) -> Signals:
-        """Unclipped float64 signals ``[Q, M]`` of one fitted network on features ``X``."""
-
     def _prepare_net(self, net: DrawNet, data: dict[str, torch.Tensor]) -> None:
         """Hook: attach draw-specific fixed structure to a new net (default: nothing)."""
 
@@ -495,6 +491,7 @@ class NeuralRouter(Router):
         self, X: torch.Tensor, targets: Sequence[Targets], seeds: Sequence[int], beta: float
     ) -> list[DrawNet]:
         """Fit one network per (targets, seed) in ONE Lightning run; return the networks."""
+        cfg = self.training_config()
         n_q = X.shape[0]
         nets, data, train_ex, val_ex = [], [], [], []
         for t, s in zip(targets, seeds):
@@ -508,7 +505,7 @@ class NeuralRouter(Router):
                 net = self._new_net(X.shape[1], t.mu_q.shape[-1])
             dd = self._draw_data(t, beta)
             self._prepare_net(net, dd)
-            frac = self.val_fraction if self.early_stopping else 0.0
+            frac = float(cfg.val_fraction) if cfg.early_stopping else 0.0
             train_q, val_q = validation_split(n_q, frac, stream_seed(s, STREAM_SPLIT))
             tr = self._examples(dd, train_q)
             if len(tr) == 0:
@@ -518,19 +515,19 @@ class NeuralRouter(Router):
             train_ex.append(tr)
             val_ex.append(self._examples(dd, val_q))
         module = DrawModule(
-            nets, X, data, train_ex, val_ex if self.early_stopping else None, seeds, self.lr
+            nets, X, data, train_ex, val_ex if cfg.early_stopping else None, seeds, float(cfg.lr)
         )
         val_batches = None
-        if self.early_stopping:
+        if cfg.early_stopping:
             sizes = [len(v) for v in val_ex]
             val_batches = DrawBatches(sizes, max(1, max(sizes)), None)
         stopper = train_module(
             module,
-            DrawBatches([len(e) for e in train_ex], self.batch_size, seeds),
+            DrawBatches([len(e) for e in train_ex], int(cfg.batch_size), seeds),
             val_batches,
-            max_epochs=self.epochs,
+            max_epochs=int(cfg.epochs),
             seed=seeds[0],
-            patience=self.patience if self.early_stopping else None,
+            patience=int(cfg.patience) if cfg.early_stopping else None,
         )
         for d, net in enumerate(nets):
             net.best_epoch = None if stopper is None else stopper.best_epoch[d]
@@ -565,12 +562,13 @@ class NeuralRouter(Router):
         return [c for c in np.array_split(np.arange(n_draws), n_chunks) if c.size]
 
     def _workers(self) -> int:
-        return (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
+        n_jobs = self._draw_jobs()
+        return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
 
     def _fit_draws(self, X: Any, targets: Targets, *, lam: float, beta: float, seed: int) -> None:
         for attr in ("members_", "nets_"):
             self.__dict__.pop(attr, None)
-        if not self.batch_draws:
+        if not self.training_config().batch_draws:
             self._features(X, fit=True)
             super()._fit_draws(X, targets, lam=lam, beta=beta, seed=seed)
             return
@@ -583,34 +581,69 @@ class NeuralRouter(Router):
         if len(jobs) == 1 or self._workers() == 1:
             groups = [self._fit_group(Xt, t, s, beta) for t, s in jobs]
         else:
-            from joblib import Parallel, delayed
-
             template = copy.copy(self)
             groups = Parallel(n_jobs=min(self._workers(), len(jobs)))(
                 delayed(_fit_group_job)(template, Xt.numpy(), t, s, beta) for t, s in jobs
             )
         self.nets_ = [net for group in groups for net in group]
 
-    # -------------------------------------------------------------------- prediction
+    def _fitted_state(self) -> dict[str, Any]:
+        state = super()._fitted_state()
+        if "nets_" in state:
+            state["nets_"] = [
+                {"state_dict": dict(net.state_dict()), "best_epoch": net.best_epoch}
+                for net in state["nets_"]
+            ]
+        return state
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        nets = state.pop("nets_", None)
+        super()._restore_fitted_state(state)
+        if nets is not None:
+            self.nets_ = [self._load_net(n["state_dict"], n["best_epoch"]) for n in nets]
+
+    def _load_net(self, state_dict: dict[str, torch.Tensor], best_epoch: int | None) -> DrawNet:
+        with seeded_init(0):  # the weights are overwritten; keep the global RNG untouched
+            net = self._new_net(self.n_features_, self.n_models_)
+        self._prepare_loaded_net(net, state_dict)
+        net.load_state_dict(state_dict)
+        net.best_epoch = best_epoch
+        return net.eval()
+
+    def _prepare_loaded_net(self, net: DrawNet, state_dict: dict[str, torch.Tensor]) -> None:
+        """Hook: restore structure a state_dict cannot carry (default: nothing)."""
+
+    def _fitted_nets(self) -> list[DrawNet]:
+        """One fitted network per draw (draw-batched or per-draw members)."""
+        self._check_fitted()
+        if "nets_" in self.__dict__:
+            return list(self.nets_)
+        return [m.nets_[0] for m in self.members_]
+
+    @property
+    def best_epochs_(self) -> list[int | None]:
+        """Per draw, the 0-based epoch whose weights were kept by early stopping (else None)."""
+        return [net.best_epoch for net in self._fitted_nets()]
+
+
+class NeuralSignalRouter(NeuralRouter, SignalRouter):
+    """A neural router whose network predicts (mu_q, mu_c, sigma_q): implement ``_net_signals``."""
+
+    @abstractmethod
+    def _net_signals(self, net: DrawNet, X: torch.Tensor) -> Signals:
+        """Unclipped float64 signals ``[Q, M]`` of one fitted network on features ``X``."""
+
     def _predict_single(self, X: Any) -> Signals:
         Xt = X if isinstance(X, torch.Tensor) else self._features(X, fit=False)
         with torch.no_grad(), numerics_context():
             return self._net_signals(self.nets_[0], Xt)
 
     def _predict_draws(self, X: Any) -> Signals:
-        if hasattr(self, "members_"):
-            Xt = self._features(X, fit=False)
-            return Signals.stack([m._predict_single(Xt) for m in self.members_])
         Xt = self._features(X, fit=False)
+        if "nets_" not in self.__dict__:  # fitted one router per draw (batch_draws=False)
+            return Signals.stack([m._predict_single(Xt) for m in self.members_])
         with torch.no_grad(), numerics_context():
             return Signals.stack([self._net_signals(net, Xt) for net in self.nets_])
-
-    @property
-    def best_epochs_(self) -> list[int | None]:
-        """Per draw, the 0-based epoch whose weights were kept by early stopping (else None)."""
-        self._check_fitted()
-        nets = self.nets_ if hasattr(self, "nets_") else [m.nets_[0] for m in self.members_]
-        return [getattr(n, "best_epoch", None) for n in nets]
 
 
 def _fit_group_job(

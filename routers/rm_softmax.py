@@ -1,47 +1,28 @@
-"""The ``rm_softmax`` router (SPEC §5): a lambda-conditioned classifier with a softmax regret loss.
+"""The ``rm_softmax`` router: a lambda-conditioned pool classifier with a softmax regret loss.
 
-A classifier over the pool: an MLP (hidden (256, 256), ReLU) maps the query features
-concatenated with the lambda value to one logit per model. It is trained across a lambda grid
-(``linspace(0, 0.1, 11)``): every training query appears once per grid value, and one trained
-network serves every lambda.
-
-Loss (expected regret). With ``perf_m = mu_q - beta * sigma_q`` (``beta`` the fit's effective
-value) and ``u_m(lam) = perf_m - lam * mu_c``, a row (query, lam) costs::
-
-    sum_m softmax(logits / temperature)_m * (max_m' u_m' - u_m)
-
-over the models with finite targets (the others get probability 0 in the softmax and no
-regret); a row with no such model is not an example. Mean over the batch; batch 256 rows,
-20 epochs, Adam 1e-3, temperature 1.
-
-Input scaling: the network's lambda input is ``lam / max|grid|`` (``lam * 10`` for the
-default grid), so that the lambda input has the scale of the features; the regret uses the
-raw ``lam``. The linear first layer makes this the same model family as the raw value, only
-better conditioned for Adam.
-
-Interface. ``predicts_signals = False``: the router has no (mu_q, mu_c, sigma_q) to re-score.
-
-* ``route(X, lam, beta)``: argmax of the logits at ``lam`` (ties: first in pool order);
-  ``[Q]``, or ``[D, Q]`` after single-shot draws. ``beta`` is baked in at training: a
-  different value warns once and is ignored. A ``lam`` outside the training grid is an
-  extrapolation of the network (warned once per fitted router).
-* ``scores(X, lam)``: the routing distribution ``softmax(logits / temperature)`` ``[Q, M]``
-  (``[D, Q, M]``): the per-model outputs to save next to the decisions.
-* ``predict(X)`` raises ``NotImplementedError`` naming ``route`` and ``scores``.
+An MLP on ``[features, lambda]`` trained across a lambda grid; a plain :class:`~routers.base.Router`
+(no signals): ``scores`` are the routing probabilities, ``route`` the argmax of the logits at
+``lam``; beta is the fit's. Loss, scaling and warnings: docs/routers_neural.md.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from routers.base import Signals
-from routers.mirt import mlp
-from routers.neural import DrawNet, NeuralRouter, encode_rows, numerics_context, target_tensor
+from routers.neural import (
+    DrawNet,
+    NeuralRouter,
+    TrainingConfig,
+    encode_rows,
+    mlp,
+    numerics_context,
+    target_tensor,
+)
 from supervision.modes import Targets
 
 
@@ -105,12 +86,11 @@ class RMSoftmaxRouter(NeuralRouter):
         temperature: softmax temperature of the regret loss and of :meth:`scores` (SPEC: 1).
         lam_grid_min, lam_grid_max, lam_grid_size: the training lambda grid
             ``linspace(min, max, size)`` (SPEC: 0, 0.1, 11).
-        epochs, batch_size, lr: Adam schedule over (query, lambda) rows (SPEC: 20, 256, 1e-3).
-        early_stopping, val_fraction, patience, batch_draws, n_jobs: see
-            :class:`routers.neural.NeuralRouter`.
+        training: :class:`routers.neural.TrainingConfig`; default 20 epochs,
+            batch 256 (query, lambda) rows, Adam 1e-3.
     """
 
-    predicts_signals = False
+    default_training = TrainingConfig(epochs=20)
 
     def __init__(
         self,
@@ -119,46 +99,36 @@ class RMSoftmaxRouter(NeuralRouter):
         lam_grid_min: float = 0.0,
         lam_grid_max: float = 0.1,
         lam_grid_size: int = 11,
-        epochs: int = 20,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        early_stopping: bool = False,
-        val_fraction: float = 0.1,
-        patience: int = 5,
-        batch_draws: bool = True,
-        n_jobs: int = 1,
+        training: TrainingConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        self.hidden = tuple(int(h) for h in hidden)
-        self.temperature = float(temperature)
-        if self.temperature <= 0:
+        if float(temperature) <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.lam_grid_min = float(lam_grid_min)
-        self.lam_grid_max = float(lam_grid_max)
-        self.lam_grid_size = int(lam_grid_size)
-        if self.lam_grid_size < 1 or self.lam_grid_max < self.lam_grid_min:
+        if int(lam_grid_size) < 1 or float(lam_grid_max) < float(lam_grid_min):
             raise ValueError("the lambda grid needs size >= 1 and max >= min")
-        self._set_training(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            early_stopping=early_stopping,
-            val_fraction=val_fraction,
-            patience=patience,
-            batch_draws=batch_draws,
-            n_jobs=n_jobs,
-        )
+        self.hidden = hidden
+        self.temperature = temperature
+        self.lam_grid_min = lam_grid_min
+        self.lam_grid_max = lam_grid_max
+        self.lam_grid_size = lam_grid_size
+        self.training = training
 
     @property
     def lam_grid(self) -> np.ndarray:
         """The training lambda grid."""
-        return np.linspace(self.lam_grid_min, self.lam_grid_max, self.lam_grid_size)
+        return np.linspace(float(self.lam_grid_min), float(self.lam_grid_max), int(self.lam_grid_size))
 
     def _lam_scale(self) -> float:
         top = float(np.abs(self.lam_grid).max())
         return 1.0 / top if top > 0 else 1.0
 
     def _new_net(self, n_features: int, n_models: int) -> RMSoftmaxNet:
-        return RMSoftmaxNet(n_features, n_models, self.hidden, self.temperature, self._lam_scale())
+        return RMSoftmaxNet(
+            n_features,
+            n_models,
+            [int(h) for h in self.hidden],
+            float(self.temperature),
+            self._lam_scale(),
+        )
 
     def _draw_data(self, targets: Targets, beta: float) -> dict[str, torch.Tensor]:
         perf, perf_ok = target_tensor(targets.mu_q - beta * targets.sigma_q)
@@ -180,59 +150,53 @@ class RMSoftmaxRouter(NeuralRouter):
         rows = np.stack([np.repeat(q, n_lam), np.tile(np.arange(n_lam), len(q))], axis=1)
         return torch.from_numpy(rows.astype(np.int64))
 
-    def _net_signals(self, net: DrawNet, X: torch.Tensor) -> Signals:
-        raise self._no_signals()
-
     def _fit_draws(self, X: Any, targets: Targets, *, lam: float, beta: float, seed: int) -> None:
-        for flag in ("warned_beta_", "warned_lam_"):
-            self.__dict__.pop(flag, None)
+        self.warned_beta_ = False
+        self.warned_lam_ = False
         super()._fit_draws(X, targets, lam=lam, beta=beta, seed=seed)
 
-    def _no_signals(self) -> NotImplementedError:
-        return NotImplementedError(
-            "RMSoftmaxRouter predicts no (mu_q, mu_c, sigma_q) signals (predicts_signals is "
-            "False): use route(X, lam, beta) for decisions and scores(X, lam) for the "
-            "per-model routing probabilities"
-        )
-
     # ------------------------------------------------------------------ public API
-    def predict(self, X: Any) -> Signals:
-        """Not available: see :meth:`route` and :meth:`scores`."""
-        raise self._no_signals()
-
     def logits(self, X: Any, lam: float) -> np.ndarray:
         """Raw logits at ``lam``: ``[Q, M]``, or ``[D, Q, M]`` after single-shot draws."""
         self._check_fitted()
         lam = float(lam)
         self._warn_extrapolation(lam)
         Xt = self._features(X, fit=False)
-        nets = self.nets_ if hasattr(self, "nets_") else [m.nets_[0] for m in self.members_]
         with torch.no_grad(), numerics_context():
-            out = np.stack([net.logits(Xt, lam).to(torch.float64).numpy() for net in nets])
+            out = np.stack(
+                [net.logits(Xt, lam).to(torch.float64).numpy() for net in self._fitted_nets()]
+            )
         return out if self.has_draws_ else out[0]
 
-    def scores(self, X: Any, lam: float) -> np.ndarray:
-        """Routing probabilities ``softmax(logits / temperature)`` at ``lam`` (``[(D,) Q, M]``)."""
-        z = self.logits(X, lam) / self.temperature
+    def scores(self, X: Any, lam: float, beta: float) -> np.ndarray:
+        """Routing probabilities ``softmax(logits / temperature)`` at ``lam`` (``[(D,) Q, M]``).
+
+        ``beta`` is the fit's (baked into the training targets); another value warns once.
+        """
+        self._check_beta(beta)
+        z = self.logits(X, lam) / float(self.temperature)
         z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
 
     def route(self, X: Any, lam: float, beta: float) -> np.ndarray:
         """Argmax of the logits at ``lam`` (ties: pool order); ``beta`` is the fit's."""
+        self._check_beta(beta)
+        return self.logits(X, lam).argmax(axis=-1)
+
+    def _check_beta(self, beta: float) -> None:
         self._check_fitted()
-        if abs(float(beta) - self.fit_beta_) > 1e-12 and not getattr(self, "warned_beta_", False):
+        if abs(float(beta) - self.fit_beta_) > 1e-12 and not self.warned_beta_:
             self.warned_beta_ = True
             warnings.warn(
                 f"RMSoftmaxRouter was trained with beta={self.fit_beta_} baked into its "
-                f"targets; route(beta={beta}) uses the trained beta",
-                stacklevel=2,
+                f"targets; routing with beta={beta} uses the trained beta",
+                stacklevel=3,
             )
-        return self.logits(X, lam).argmax(axis=-1)
 
     def _warn_extrapolation(self, lam: float) -> None:
-        lo, hi = self.lam_grid_min, self.lam_grid_max
-        if not lo - 1e-12 <= lam <= hi + 1e-12 and not getattr(self, "warned_lam_", False):
+        lo, hi = float(self.lam_grid_min), float(self.lam_grid_max)
+        if not lo - 1e-12 <= lam <= hi + 1e-12 and not self.warned_lam_:
             self.warned_lam_ = True
             warnings.warn(
                 f"RMSoftmaxRouter: lambda={lam} is outside the training grid [{lo}, {hi}]; "

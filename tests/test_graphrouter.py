@@ -74,7 +74,7 @@ def test_graph_follows_finite_targets_and_test_nodes_leave_training_states_alone
     X = rng.normal(size=(12, 5))
     X_test = rng.normal(size=(4, 5))
     t = _targets(rng, 12, 3, missing=[(0, 1), (5, 2)])
-    router = GraphRouter(dim=8, edge_hidden=(8, 8), epochs=2, batch_size=8).fit(X, t, seed=0)
+    router = GraphRouter(dim=8, edge_hidden=(8, 8), training={"epochs": 2, "batch_size": 8}).fit(X, t, seed=0)
     net = router.nets_[0]
     assert net.train_mask.sum() == 12 * 3 - 2 and not net.train_mask[0, 1]
     X_t, Xte_t = torch.tensor(X, dtype=torch.float32), torch.tensor(X_test, dtype=torch.float32)
@@ -88,7 +88,7 @@ def test_graph_follows_finite_targets_and_test_nodes_leave_training_states_alone
 def test_test_query_prediction_does_not_depend_on_other_test_queries():
     rng = np.random.default_rng(1)
     X, X_test = rng.normal(size=(12, 5)), rng.normal(size=(6, 5))
-    router = GraphRouter(dim=8, edge_hidden=(8, 8), epochs=2, batch_size=8)
+    router = GraphRouter(dim=8, edge_hidden=(8, 8), training={"epochs": 2, "batch_size": 8})
     router.fit(X, _targets(rng, 12, 3), seed=0)
     full = router.predict(X_test)
     part = router.predict(X_test[[4, 1]])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from routers.base import Router
+from routers.base import Router, SignalRouter
 from routers.knn import KNNRouter
 from supervision.modes import Targets
 
@@ -153,7 +153,7 @@ def test_draws_batched_equal_one_by_one():
     # The base class's one-router-per-draw path on the same router.
     seq = KNNRouter(k=5)
     Router._fit_draws(seq, X, t, lam=0.05, beta=0.0, seed=3)
-    ref = Router._predict_draws(seq, Xt).clipped()
+    ref = SignalRouter._predict_draws(seq, Xt).clipped()
     # And each draw fitted as an ordinary non-draw router.
     single = [KNNRouter(k=5).fit(X, t.draw(d)).predict(Xt) for d in range(D)]
     for name in ("mu_q", "mu_c", "sigma_q"):

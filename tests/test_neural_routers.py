@@ -19,7 +19,13 @@ from benchmark.data.dataset import ObservationBlock
 from routers.embedllm import EmbedLLMNet, EmbedLLMRouter
 from routers.graphrouter import GraphRouter
 from routers.mirt import MIRTNet, MIRTRouter
-from routers.neural import DrawBatches, encode_rows, stream_seed, validation_split
+from routers.neural import (
+    DrawBatches,
+    TrainingConfig,
+    encode_rows,
+    stream_seed,
+    validation_split,
+)
 from routers.rm_softmax import RMSoftmaxRouter
 from supervision.modes import Targets, make_targets
 
@@ -31,11 +37,18 @@ ROUTERS = {
 }
 # Tiny architectures for the exactness tests (draws, determinism, inputs).
 TINY = {
-    "embedllm": dict(dim=8, epochs=2, batch_size=32),
-    "mirt": dict(latent=4, hidden=(8,), epochs=2, batch_size=16),
-    "rm_softmax": dict(hidden=(8, 8), epochs=2, batch_size=32),
-    "graphrouter": dict(dim=8, edge_hidden=(8, 8), epochs=2, batch_size=16),
+    "embedllm": dict(dim=8, training=dict(epochs=2, batch_size=32)),
+    "mirt": dict(latent=4, hidden=(8,), training=dict(epochs=2, batch_size=16)),
+    "rm_softmax": dict(hidden=(8, 8), training=dict(epochs=2, batch_size=32)),
+    "graphrouter": dict(dim=8, edge_hidden=(8, 8), training=dict(epochs=2, batch_size=16)),
 }
+
+
+def tiny_params(name: str, **training) -> dict:
+    """TINY[name] with some training fields replaced."""
+    params = dict(TINY[name])
+    params["training"] = {**params["training"], **training}
+    return params
 LAM, BETA = 0.05, 0.2
 
 
@@ -173,7 +186,7 @@ def test_batched_draws_identical_to_one_by_one(name, tiny):
     targets = make_targets(block, "single_shot", n_draws=3, seed=5)
     out = {}
     for batch in (True, False):
-        router = ROUTERS[name](**TINY[name], batch_draws=batch)
+        router = ROUTERS[name](**tiny_params(name, batch_draws=batch))
         router.fit(X_train, targets, lam=LAM, beta=BETA, seed=11)
         assert hasattr(router, "nets_") == batch and hasattr(router, "members_") != batch
         out[batch] = decisions(router, X_test)
@@ -195,10 +208,10 @@ def test_draw_d_is_a_single_fit_with_seed_plus_d(tiny):
 def test_early_stopping_per_draw_identical_to_one_by_one(tiny):
     X_train, X_test, block = tiny
     targets = make_targets(block, "single_shot", n_draws=3, seed=5)
-    kw = dict(TINY["mirt"], epochs=40, lr=1e-2, early_stopping=True, val_fraction=0.25, patience=2)
+    kw = dict(epochs=40, lr=1e-2, early_stopping=True, val_fraction=0.25, patience=2)
     out, best = {}, {}
     for batch in (True, False):
-        router = MIRTRouter(**kw, batch_draws=batch).fit(X_train, targets, seed=3)
+        router = MIRTRouter(**tiny_params("mirt", **kw, batch_draws=batch)).fit(X_train, targets, seed=3)
         out[batch], best[batch] = decisions(router, X_test), router.best_epochs_
     assert best[True] == best[False]
     # The draws stopped early, at different epochs.
@@ -209,8 +222,8 @@ def test_early_stopping_per_draw_identical_to_one_by_one(tiny):
 def test_draws_in_processes_identical(tiny):
     X_train, X_test, block = tiny
     targets = make_targets(block, "single_shot", n_draws=3, seed=5)
-    one = RMSoftmaxRouter(**TINY["rm_softmax"], n_jobs=1).fit(X_train, targets, seed=2)
-    two = RMSoftmaxRouter(**TINY["rm_softmax"], n_jobs=2).fit(X_train, targets, seed=2)
+    one = RMSoftmaxRouter(**tiny_params("rm_softmax", n_jobs=1)).fit(X_train, targets, seed=2)
+    two = RMSoftmaxRouter(**tiny_params("rm_softmax", n_jobs=2)).fit(X_train, targets, seed=2)
     np.testing.assert_array_equal(decisions(one, X_test), decisions(two, X_test))
 
 
@@ -325,8 +338,10 @@ def test_unfitted_and_bad_hyperparameters():
         MIRTRouter().predict(np.zeros((1, 3)))
     with pytest.raises(ValueError):
         MIRTRouter(loss_weights=(1.0, 1.0))
-    with pytest.raises(ValueError):
-        EmbedLLMRouter(epochs=0)
-    with pytest.raises(ValueError):
-        GraphRouter(early_stopping=True, val_fraction=0.0)
+    with pytest.raises(ValueError, match="epochs"):
+        TrainingConfig(epochs=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainingConfig(early_stopping=True, val_fraction=0.0)
+    with pytest.raises(TypeError, match="training must be"):
+        EmbedLLMRouter(training=3).training_config()
     assert math.isclose(EmbedLLMRouter().noise, 0.05)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmark.data.dataset import ObservationBlock
+from routers.base import SignalRouter
 from routers.rm_softmax import RMSoftmaxNet, RMSoftmaxRouter
 from supervision.modes import Targets, make_targets
 
@@ -56,7 +57,7 @@ def test_decision_follows_the_cost_term(fitted):
 
 def test_lambda_outside_the_grid_is_extrapolated_with_a_warning(fitted):
     router, X_test, _ = fitted
-    router.__dict__.pop("warned_lam_", None)
+    router.warned_lam_ = False
     with pytest.warns(UserWarning, match="outside the training grid"):
         far = router.route(X_test, 10.0, 0.2)
     # Here the network keeps the trend of the grid: everything goes to the cheapest model.
@@ -66,9 +67,8 @@ def test_lambda_outside_the_grid_is_extrapolated_with_a_warning(fitted):
 def test_interface(fitted):
     router, X_test, _ = fitted
     assert router.predicts_signals is False
-    with pytest.raises(NotImplementedError, match="scores"):
-        router.predict(X_test)
-    s = router.scores(X_test, 0.05)
+    assert not isinstance(router, SignalRouter)
+    s = router.scores(X_test, 0.05, 0.2)
     assert s.shape == (len(X_test), 3)
     np.testing.assert_allclose(s.sum(axis=1), 1.0, atol=1e-12)
     np.testing.assert_array_equal(s.argmax(axis=1), router.route(X_test, 0.05, 0.2))
@@ -106,7 +106,7 @@ def test_ties_go_to_pool_order_and_unseen_models_never_win():
     mu_c = targets.mu_c.copy()
     mu_c[:, 0] = np.nan  # model 0 has no cost target: its utility is never defined
     t = Targets("dars", targets.mu_q, mu_c, targets.sigma_q, True, targets.n_obs)
-    router = RMSoftmaxRouter(hidden=(4,), epochs=1).fit(X_train, t, seed=0)
+    router = RMSoftmaxRouter(hidden=(4,), training={"epochs": 1}).fit(X_train, t, seed=0)
     net = router.nets_[0]
     assert net.available.tolist() == [False, True, True]
     with torch.no_grad():
@@ -124,7 +124,7 @@ def test_single_shot_draws_shapes():
         rng.random(shape), rng.random(shape), np.ones(shape, bool), np.arange(2), np.arange(2)
     )
     targets = make_targets(block, "single_shot", n_draws=2, seed=0)
-    router = RMSoftmaxRouter(hidden=(4,), epochs=1).fit(X_train, targets, beta=0.2, seed=0)
+    router = RMSoftmaxRouter(hidden=(4,), training={"epochs": 1}).fit(X_train, targets, beta=0.2, seed=0)
     assert router.fit_beta_ == 0.0  # single_shot has no risk term
     assert router.route(X_test, 0.05, 0.0).shape == (2, 5)
-    assert router.scores(X_test, 0.05).shape == (2, 5, 3)
+    assert router.scores(X_test, 0.05, 0.0).shape == (2, 5, 3)

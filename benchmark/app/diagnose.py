@@ -1,4 +1,4 @@
-"""``darsbench-diagnose``: SPEC §7 diagnostics of a dataset (paper Fig. 2), as a Hydra app.
+"""``darsbench-diagnose``: docs/spec.md §7 diagnostics of a dataset (paper Fig. 2), as a Hydra app.
 
     darsbench-diagnose dataset=gpqa_like
     darsbench-diagnose -m dataset=gpqa_like,math_like,drop_like
@@ -31,10 +31,17 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from benchmark.app import resolvers  # noqa: E402,F401 - registers ${darsbench.*} before composing
+from benchmark.app.run import CellSpec, run_cell  # noqa: E402
+from benchmark.app.schema import DiagnoseSchema, validate_or_exit  # noqa: E402
+from benchmark.app.threads import cell_threads, limit_threads  # noqa: E402
+from benchmark.data.dataset import normalise_costs  # noqa: E402
 from benchmark.data.io import atomic_write_json  # noqa: E402
+from evaluators.diagnostics import diagnose, draw_summary, variance_decomposition  # noqa: E402
 from evaluators.diagnostics_report import (  # noqa: E402
     diagnostics_markdown, paper_reference, write_diagnostics,
 )
+from evaluators.leaderboard import load_results  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -55,8 +62,6 @@ def _pick(results: list[dict[str, Any]], mode: str, dataset: str, router: str | 
 
 
 def _draws_from_files(hcfg: DictConfig, dataset: str, router: str) -> tuple[dict, dict | None]:
-    from evaluators.leaderboard import load_results
-
     found = load_results([hcfg.results])
     ss = _pick(found, "single_shot", dataset, router)
     if ss is None or not (ss.get("per_draw") or {}).get(hcfg.metric):
@@ -69,8 +74,6 @@ def _draws_from_files(hcfg: DictConfig, dataset: str, router: str) -> tuple[dict
 
 
 def _run_cells(cfg: DictConfig, out_dir: Path, router_name: str) -> tuple[dict, dict]:
-    from benchmark.app.run import CellSpec, run_cell
-
     results = {}
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for mode in ("single_shot", "dars"):
@@ -100,8 +103,6 @@ def router_variance(
     cfg: DictConfig, out_dir: Path, router_name: str, dataset_name: str, content_hash: str | None
 ) -> dict[str, Any] | None:
     """Fig. 2(c) data: per-draw values of the single-shot routers and the DARS value."""
-    from evaluators.diagnostics import draw_summary
-
     h = cfg.histogram
     if not h.enabled:
         return None
@@ -141,9 +142,6 @@ def router_variance(
 # ------------------------------------------------------------------------------- job
 def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn") -> dict[str, Any]:
     """Diagnose ``cfg.dataset``; write every output into ``out_dir``; return the payload."""
-    from benchmark.data.dataset import normalise_costs
-    from evaluators.diagnostics import diagnose, variance_decomposition
-
     out_dir = Path(out_dir)
     cache_dir = Path(os.path.expanduser(str(cfg.cache_dir)))
     data = normalise_costs(instantiate(cfg.dataset).load(cache_dir), str(cfg.cost.norm))
@@ -176,9 +174,11 @@ def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="diagnose")
 def main(cfg: DictConfig) -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    validate_or_exit(cfg, DiagnoseSchema, "darsbench-diagnose")  # every value checked before any work (schema.py)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     router_name = hc.runtime.choices.get("router", "router")
+    limit_threads(cell_threads(cfg.get("threads"), hc.launcher))
     payload = run_diagnose(cfg, out_dir, router_name)
     print(diagnostics_markdown([payload]))
     print(f"\ndiagnostics: {out_dir / 'diagnostics.json'} (+ .md, .csv, instability.png, variance.png"

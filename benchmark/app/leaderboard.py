@@ -15,6 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from benchmark.app.sweep import status_markdown, write_status
 from evaluators.leaderboard import DEFAULT_BUDGETS, DEFAULT_METRICS, build_leaderboards
 
 
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         plots=False if args.no_plots else (args.plot_kinds or True), compare=[tuple(c) for c in args.compare],
         correction=args.correction, resamples=args.resamples,
     )
+    # A sweep folder with its manifest: finished / failed / missing cells of its own grid.
+    statuses = [s for s in (write_status(p) for p in args.paths if Path(p).is_dir()) if s is not None]
+    for status in statuses:
+        print(status_markdown(status))
     if report.n_results == 0:
         print(f"darsbench-leaderboard: no results.json under {', '.join(args.paths)}", file=sys.stderr)
         return 1

@@ -21,13 +21,15 @@ import pandas as pd
 
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
+from benchmark.features import compute_features
 from evaluators import metrics as M
 from evaluators import uncertainty as U
 from evaluators.baselines import (
     baseline_per_query, baseline_results, cell_intervals, evaluate_policy, policy_per_query,
 )
 from evaluators.budget import generations_used, training_queries
-from evaluators.frontier import frontier_points, route_sweep
+from evaluators.frontier import frontier_points
+from routers.bundle import QueryEncoder, save_bundle
 from supervision.modes import make_targets
 
 RESULTS_SCHEMA = "darsbench.results/1"
@@ -52,6 +54,7 @@ class CellSpec:
     frontier_lams: list[float] = field(default_factory=list)
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
+    save_router: bool = False
     n_train_queries: int | None = None
     train_budget: int | None = None
     bootstrap_resamples: int = U.RESAMPLES
@@ -79,19 +82,16 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
 
 
 def decisions_frame(
-    data: DarsDataset,
-    choices: np.ndarray,
-    signals: Any | None,
-    scores: np.ndarray | None = None,
-    per_query: dict[str, np.ndarray] | None = None,
+    data: DarsDataset, decision: Any, per_query: dict[str, np.ndarray] | None = None
 ) -> pd.DataFrame:
-    """Per-query decisions: query_id, draw, chosen model and predicted signals per model.
+    """Per-query decisions: query_id, draw, chosen model and the router's per-model outputs.
 
-    Routers without signals (``rm_softmax``) give their per-model routing ``scores`` instead.
+    ``decision.outputs`` names them: predicted ``mu_q``, ``mu_c``, ``sigma_q`` for a signal
+    router, routing ``score`` otherwise; one column ``<name>[<model>]`` per model.
     ``per_query`` adds each metric's per-query value (``rU``, ... of the chosen model), what the
     bootstrap and the leaderboard's paired comparisons resample.
     """
-    ch = np.atleast_2d(choices)  # [D, Q]
+    ch = np.atleast_2d(decision.choices)  # [D, Q]
     n_draws, n_q = ch.shape
     models = np.asarray(data.models)
     cols: dict[str, Any] = {
@@ -99,27 +99,29 @@ def decisions_frame(
         "draw": np.repeat(np.arange(n_draws), n_q),
         "chosen": models[ch.ravel()],
     }
-    if signals is not None:
-        for sig_name in ("mu_q", "mu_c", "sigma_q"):
-            arr = getattr(signals, sig_name).reshape(n_draws * n_q, -1)
-            for j, m in enumerate(models):
-                cols[f"{sig_name}[{m}]"] = arr[:, j]
-    if scores is not None:
-        arr = np.asarray(scores).reshape(n_draws * n_q, -1)
+    for name, values in decision.outputs.items():
+        arr = np.asarray(values).reshape(n_draws * n_q, -1)
         for j, m in enumerate(models):
-            cols[f"score[{m}]"] = arr[:, j]
+            cols[f"{name}[{m}]"] = arr[:, j]
     for k, v in (per_query or {}).items():
         cols[k] = np.broadcast_to(np.atleast_2d(v), (n_draws, n_q)).ravel().astype(float)
     return pd.DataFrame(cols)
 
 
-def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[str, Any]:
-    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``."""
+def run_cell(
+    spec: CellSpec, out_dir: Path, config: dict | None = None, *,
+    data: DarsDataset | None = None, extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``.
+
+    ``data``: the source's dataset when already loaded (raw costs); ``extra``: more top-level
+    entries of results.json (the sweep's fingerprint and cell, benchmark/app/sweep.py).
+    """
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    raw = spec.source.load(spec.cache_dir)
+    raw = data if data is not None else spec.source.load(spec.cache_dir)
     data = normalise_costs(raw, spec.cost_norm)
     timings["load"] = time.perf_counter() - t0
 
@@ -135,8 +137,6 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["targets"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from benchmark.features import compute_features
-
     X_train, X_test = compute_features(
         spec.featurizer,
         train_texts,
@@ -150,10 +150,8 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    signals = spec.router.predict(X_test) if getattr(spec.router, "predicts_signals", True) else None
-    choices = signals.select(spec.lam, beta_eff) if signals is not None else spec.router.route(
-        X_test, spec.lam, beta_eff
-    )
+    decision = spec.router.decide(X_test, spec.lam, beta_eff)
+    choices = decision.choices
     timings["route"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -175,10 +173,7 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         baselines[name]["ci"] = ci
     frontier = None
     if spec.frontier_lams:
-        lam_choices = (
-            route_sweep(signals, spec.frontier_lams, beta_eff) if signals is not None
-            else np.stack([spec.router.route(X_test, lam, beta_eff) for lam in spec.frontier_lams])
-        )
+        lam_choices = spec.router.route_grid(X_test, spec.frontier_lams, beta_eff, decision)  # [L, (D,) Q]
         frontier = frontier_points(lam_choices, stats, spec.frontier_lams)
     timings["evaluate"] = time.perf_counter() - t
 
@@ -229,12 +224,19 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "timings_s": timings,
         "versions": package_versions(),
         "config": config,
+        **(extra or {}),
     }
-    scores = None
-    if signals is None and hasattr(spec.router, "scores"):
-        scores = spec.router.scores(X_test, spec.lam)
-    decisions = decisions_frame(data, choices, signals, scores, per_query)
+    decisions = decisions_frame(data, decision, per_query)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
+    if spec.save_router:
+        encoder = QueryEncoder.fit(spec.featurizer, train_texts)
+        meta = {"router_name": spec.router_name, "mode": spec.mode, "seed": spec.seed,
+                "cost_norm": spec.cost_norm, "cost_scale": results["dataset"]["cost_scale"],
+                "dataset": data.name, "content_hash": data.source.get("content_hash"),
+                "beta_user": spec.beta, "versions": results["versions"]}
+        save_bundle(out_dir / "router", spec.router, encoder, models, lam=spec.lam,
+                    beta=beta_eff, meta=meta)
+        results["router_bundle"] = "router"
     atomic_write_json(out_dir / "results.json", results)
     return results

@@ -1,0 +1,574 @@
+"""``darsbench-serve``: a saved router behind an OpenAI-compatible endpoint over real model servers.
+
+``darsbench-serve --router <bundle> --pool <pool.yaml>`` routes each chat request to a pool
+model (re-scored at the request's lambda/beta), falls back on failure and logs JSON lines;
+``darsbench-serve report <log>`` summarises a log. Usage and formats: README, docs/routers.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import httpx
+import numpy as np
+import pandas as pd
+import torch
+import uvicorn
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from routers.bundle import RouterBundle, load_bundle
+
+ROUTE_MODEL = "darsbench-route"
+#: Keys of a collection pool entry that serving reads; the other collection keys are allowed.
+POOL_KEYS = {"name", "base_url", "model", "api_key_env", "price_in", "price_out"}
+POOL_COLLECT_ONLY = {"endpoint", "prompt_style", "params_b", "max_concurrency", "extra_body"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Upstream answers that make the server try the next model (others are the client's problem).
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+class ServeError(ValueError):
+    """A bad pool file or bundle for serving (the message names the file and field)."""
+
+
+# ------------------------------------------------------------------------------------ pool
+@dataclass(frozen=True)
+class PoolModel:
+    """One pool model: an OpenAI-compatible endpoint and its prices (USD per token)."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    price_in: float = 0.0
+    price_out: float = 0.0
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment now (never stored, never logged)."""
+        return None if self.api_key_env is None else os.environ.get(self.api_key_env)
+
+
+def load_pool(path: str | os.PathLike, models: Sequence[str]) -> dict[str, PoolModel]:
+    """Pool entries by name from a YAML file (a collection config's ``pool:`` or a bare list).
+
+    Every model of the bundle (``models``) needs an entry, and every entry must be one of them.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ServeError(f"{path}: cannot read the pool file ({err})") from err
+    entries = raw.get("pool") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list) or not entries:
+        raise ServeError(f"{path}: pool: expected a non-empty list of models")
+    pool: dict[str, PoolModel] = {}
+    for i, e in enumerate(entries):
+        where = f"{path}: pool[{i}]"
+        if not isinstance(e, dict):
+            raise ServeError(f"{where}: expected a mapping")
+        if "api_key" in e:
+            raise ServeError(f"{where}.api_key: keys never go in files; name the environment "
+                             "variable in api_key_env")
+        unknown = set(e) - POOL_KEYS - POOL_COLLECT_ONLY
+        if unknown:
+            raise ServeError(f"{where}: unknown field(s) {sorted(unknown)}")
+        for k in ("name", "base_url", "model"):
+            if not isinstance(e.get(k), str) or not e[k]:
+                raise ServeError(f"{where}.{k}: required, a non-empty string")
+        env = e.get("api_key_env")
+        if env is not None and not (isinstance(env, str) and _ENV_NAME.fullmatch(env)):
+            raise ServeError(f"{where}.api_key_env: must be the NAME of an environment variable")
+        prices = {}
+        for k in ("price_in", "price_out"):
+            v = e.get(k, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ServeError(f"{where}.{k}: must be a non-negative number, got {v!r}")
+            prices[k] = float(v)
+        if e["name"] in pool:
+            raise ServeError(f"{where}.name: {e['name']!r} appears twice")
+        pool[e["name"]] = PoolModel(e["name"], e["base_url"].rstrip("/"), e["model"], env, **prices)
+    missing = [m for m in models if m not in pool]
+    extra = [m for m in pool if m not in models]
+    if missing or extra:
+        raise ServeError(f"{path}: the pool must list exactly the router's models {list(models)}; "
+                         f"missing {missing}, not in the router {extra}")
+    return pool
+
+
+# --------------------------------------------------------------------------------- routing
+@dataclass
+class Route:
+    """One routing decision: the chosen model, the fallback order and the predictions."""
+
+    lam: float
+    beta: float
+    ranking: list[str]
+    predicted: dict[str, dict[str, float]]
+
+    @property
+    def chosen(self) -> str:
+        return self.ranking[0]
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.chosen, "ranking": self.ranking, "lam": self.lam, "beta": self.beta,
+                "predicted": self.predicted}
+
+
+class QueryRouter:
+    """Routes query texts with a loaded bundle (draw ``draw`` of a single-shot bundle)."""
+
+    def __init__(self, bundle: RouterBundle, draw: int = 0) -> None:
+        self.bundle = bundle
+        self.draw = int(draw)
+        # One routing now: loads the encoder (MiniLM) and checks the draw index.
+        warm = bundle.router.decide(bundle.features(["warm up"]), bundle.lam, bundle.beta)
+        n_draws = np.asarray(warm.choices).shape[0] if bundle.router.has_draws_ else 1
+        if not 0 <= self.draw < n_draws:
+            raise ServeError(f"--draw {draw}: the bundle holds {n_draws} draw(s)")
+
+    def route(self, text: str, lam: float, beta: float) -> Route:
+        X = self.bundle.features([text])
+        dec = self.bundle.router.decide(X, lam, beta)
+        pick = (lambda a: np.asarray(a)[self.draw]) if self.bundle.router.has_draws_ else np.asarray
+        chosen = int(pick(dec.choices)[0])
+        pool = self.bundle.pool
+        predicted = {name: dict(zip(pool, map(float, pick(v)[0]))) for name, v in dec.outputs.items()}
+        if dec.signals is not None:
+            util = pick(dec.signals.utility(lam, beta))[0]
+            cost = pick(dec.signals.mu_c)[0]
+            predicted = {"utility": dict(zip(pool, map(float, util))), **predicted}
+            order = np.lexsort((np.arange(len(pool)), cost, -util))
+        else:
+            order = np.argsort(-pick(dec.outputs["score"])[0], kind="stable")
+        ranking = [pool[chosen]] + [pool[i] for i in order if i != chosen]
+        return Route(float(lam), float(beta), ranking, predicted)
+
+
+def query_text(body: dict[str, Any]) -> str:
+    """The routed text: ``query`` or the content of the last user message."""
+    if isinstance(body.get("query"), str):
+        return body["query"]
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages: expected a non-empty list (or a 'query' string)")
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+            raise ValueError("messages: the last user message has no text content")
+    raise ValueError("messages: no user message to route on")
+
+
+def routing_setting(body: dict[str, Any], default_lam: float, default_beta: float) -> tuple[float, float]:
+    """(lambda, beta) of a request: the model name's ``:lam=..,beta=..``, then body fields."""
+    lam, beta = default_lam, default_beta
+    model = body.get("model", ROUTE_MODEL)
+    if not isinstance(model, str) or not (model == ROUTE_MODEL or model.startswith(ROUTE_MODEL + ":")):
+        raise ValueError(f"model: use {ROUTE_MODEL!r} or '{ROUTE_MODEL}:lam=0.1,beta=0.2', got {model!r}")
+    if ":" in model:
+        for part in model.split(":", 1)[1].split(","):
+            key, _, value = part.partition("=")
+            if key.strip() in ("lam", "lambda"):
+                lam = _number(value, "model lam")
+            elif key.strip() == "beta":
+                beta = _number(value, "model beta")
+            elif part.strip():
+                raise ValueError(f"model: unknown setting {part!r} (lam, beta)")
+    extra = body.get("darsbench") if isinstance(body.get("darsbench"), dict) else {}
+    for src in (body, extra):
+        for key in ("lambda", "lam"):
+            if key in src:
+                lam = _number(src[key], key)
+        if "beta" in src:
+            beta = _number(src["beta"], "beta")
+    return lam, beta
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{what}: must be a finite number >= 0, got {value!r}")
+    return v
+
+
+# ------------------------------------------------------------------------------------ log
+class RequestLog:
+    """JSON lines, one per routed request. No prompt unless asked; never a key or header."""
+
+    def __init__(self, path: str | os.PathLike | None, log_prompts: bool = False) -> None:
+        self.path = None if path is None else Path(path)
+        self.log_prompts = log_prompts
+        self._fh = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, record: dict[str, Any], prompt: str | None = None) -> None:
+        if self._fh is None:
+            return
+        rec = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **record}
+        if self.log_prompts and prompt is not None:
+            rec["prompt"] = prompt
+        self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _cost(model: PoolModel, usage: dict[str, Any] | None) -> tuple[int | None, int | None, float | None]:
+    if not isinstance(usage, dict):
+        return None, None, None
+    p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(p, int) or not isinstance(c, int):
+        return None, None, None
+    return p, c, p * model.price_in + c * model.price_out
+
+
+# ------------------------------------------------------------------------------ the server
+@dataclass
+class ServeConfig:
+    bundle: RouterBundle
+    pool: dict[str, PoolModel]
+    log: RequestLog
+    timeout_s: float = 60.0
+    max_tries: int = 3
+    draw: int = 0
+    health_timeout_s: float = 2.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(cfg: ServeConfig) -> Any:
+    """The ASGI app (FastAPI) serving ``cfg``."""
+    router = QueryRouter(cfg.bundle, cfg.draw)
+    # Encoding and scoring run in ONE worker thread, in arrival order: the event loop keeps
+    # relaying upstream traffic meanwhile, and the encoder is never used from two threads.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="darsbench-route")
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        state["client"] = httpx.AsyncClient(
+            timeout=httpx.Timeout(cfg.timeout_s),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        yield
+        await state["client"].aclose()
+        worker.shutdown(wait=False)
+        cfg.log.close()
+
+    app = FastAPI(title="darsbench-serve", lifespan=lifespan)
+    app.add_middleware(_ReceivedAt)
+
+    def error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, **extra}}, status_code=status)
+
+    async def parse(request: Request) -> tuple[dict[str, Any], str, Route] | JSONResponse:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+            lam, beta = routing_setting(body, cfg.bundle.lam, cfg.bundle.beta)
+            text = query_text(body)
+        except (ValueError, json.JSONDecodeError) as err:
+            return error(400, str(err), "invalid_request_error")
+        route = await asyncio.get_running_loop().run_in_executor(worker, router.route, text, lam, beta)
+        return body, text, route
+
+    def headers(route: Route, served: str | None, n_failed: int) -> dict[str, str]:
+        util = route.predicted.get("utility") or route.predicted.get("score") or {}
+        h = {"x-darsbench-routed-to": route.chosen,
+             "x-darsbench-utilities": json.dumps(util, separators=(",", ":")),
+             "x-darsbench-fallbacks": str(n_failed)}
+        if served is not None:
+            h["x-darsbench-model"] = served
+        return h
+
+    def upstream_body(body: dict[str, Any], model: PoolModel) -> dict[str, Any]:
+        out = {k: v for k, v in body.items() if k not in ("darsbench", "lambda", "lam", "beta", "query")}
+        out["model"] = model.model
+        return out
+
+    def auth(model: PoolModel) -> dict[str, str]:
+        key = model.api_key()
+        return {} if not key else {"Authorization": f"Bearer {key}"}
+
+    @app.post("/route")
+    async def route_only(request: Request) -> Any:
+        parsed = await parse(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        _, text, route = parsed
+        overhead = (time.perf_counter() - request.scope["darsbench_t0"]) * 1e3
+        cfg.log.write({"kind": "route", "routed_to": route.chosen, "lam": route.lam,
+                       "beta": route.beta, "predicted": route.predicted,
+                       "overhead_ms": overhead, "status": 200}, text)
+        return JSONResponse(route.summary(), headers=headers(route, None, 0))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        parsed = await parse(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        body, text, route = parsed
+        t0 = request.scope["darsbench_t0"]
+        client: httpx.AsyncClient = state["client"]
+        stream = bool(body.get("stream"))
+        tries: list[dict[str, Any]] = []
+        overhead_ms = None
+        for name in route.ranking[: cfg.max_tries]:
+            model = cfg.pool[name]
+            req = client.build_request("POST", f"{model.base_url}/chat/completions",
+                                       json=upstream_body(body, model), headers=auth(model))
+            if overhead_ms is None:
+                overhead_ms = (time.perf_counter() - t0) * 1e3
+            try:
+                resp = await client.send(req, stream=stream)
+            except httpx.HTTPError as err:
+                tries.append({"model": name, "error": type(err).__name__})
+                continue
+            if resp.status_code in RETRY_STATUSES:
+                await resp.aclose()
+                tries.append({"model": name, "status": resp.status_code})
+                continue
+            tries.append({"model": name, "status": resp.status_code})
+            info = {"routed_to": route.chosen, "served_by": name, "ranking": route.ranking,
+                    "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
+                    "tries": tries, "fallback": len(tries) > 1}
+            record = {"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": name,
+                      "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
+                      "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
+                      "status": resp.status_code}
+            hdrs = headers(route, name, len(tries) - 1)
+            if stream:
+                return StreamingResponse(
+                    _relay(resp, info, record, model, cfg.log, text, t0),
+                    status_code=resp.status_code, media_type="text/event-stream", headers=hdrs)
+            try:
+                payload = resp.json()
+            except ValueError:
+                payload = {"error": {"message": "upstream answered with non-JSON", "type": "upstream_error"}}
+            usage = payload.get("usage") if isinstance(payload, dict) else None
+            p, c, cost = _cost(model, usage)
+            if isinstance(payload, dict):
+                payload["darsbench"] = info
+            cfg.log.write({**record, "latency_ms": (time.perf_counter() - t0) * 1e3,
+                           "prompt_tokens": p, "completion_tokens": c, "cost_usd": cost}, text)
+            return JSONResponse(payload, status_code=resp.status_code, headers=hdrs)
+        cfg.log.write({"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": None,
+                       "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
+                       "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
+                       "latency_ms": (time.perf_counter() - t0) * 1e3, "status": 503}, text)
+        return error(503, f"no pool model answered ({len(tries)} tried: "
+                     f"{', '.join(t['model'] for t in tries)})", "no_upstream_available",
+                     tries=tries, darsbench=route.summary())
+
+    @app.get("/v1/models")
+    async def models() -> Any:
+        return {"object": "list", "data": [{
+            "id": ROUTE_MODEL, "object": "model", "owned_by": "darsbench",
+            "lam": cfg.bundle.lam, "beta": cfg.bundle.beta, "pool": cfg.bundle.pool,
+            "router": cfg.bundle.meta.get("router_name"),
+            "usage": f"{ROUTE_MODEL}:lam=<lambda>,beta=<beta> sets the trade-off per request",
+        }]}
+
+    @app.get("/health")
+    async def health() -> Any:
+        client: httpx.AsyncClient = state["client"]
+
+        async def probe(m: PoolModel) -> bool:
+            try:
+                r = await client.get(f"{m.base_url}/models", headers=auth(m),
+                                     timeout=cfg.health_timeout_s)
+            except httpx.HTTPError:
+                return False
+            return r.status_code < 500
+
+        up = await asyncio.gather(*(probe(m) for m in cfg.pool.values()))
+        reachable = dict(zip(cfg.pool, up))
+        ok = any(up)
+        return JSONResponse({"status": "ok" if ok else "no_upstream_available", "ready": ok,
+                             "router": cfg.bundle.meta.get("router_name"), "reachable": reachable},
+                            status_code=200 if ok else 503)
+
+    return app
+
+
+class _ReceivedAt:
+    """ASGI middleware: the time a request arrived (start of the router's overhead)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        scope["darsbench_t0"] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
+async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, Any], model: PoolModel,
+                 log: RequestLog, text: str, t0: float) -> AsyncIterator[bytes]:
+    """Relay an upstream SSE stream; the first event gains the ``darsbench`` field."""
+    usage, first, status = None, True, record["status"]
+    try:
+        async for line in resp.aiter_lines():
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                try:
+                    event = json.loads(line[5:])
+                except ValueError:
+                    event = None
+                if isinstance(event, dict):
+                    usage = event.get("usage") or usage
+                    if first:
+                        event["darsbench"] = info
+                        line = "data: " + json.dumps(event)
+                    first = False
+            yield (line + "\n").encode()
+    except httpx.HTTPError as err:
+        status = 502
+        msg = {"error": {"message": f"upstream {record['served_by']} failed mid-stream "
+                         f"({type(err).__name__})", "type": "upstream_error"}}
+        yield f"data: {json.dumps(msg)}\n\n".encode()
+    finally:
+        await resp.aclose()
+        p, c, cost = _cost(model, usage)
+        log.write({**record, "status": status, "latency_ms": (time.perf_counter() - t0) * 1e3,
+                   "prompt_tokens": p, "completion_tokens": c, "cost_usd": cost}, text)
+
+
+# ---------------------------------------------------------------------------------- report
+def report(path: str | os.PathLike) -> pd.DataFrame:
+    """Per served model: requests, share, fallbacks, tokens, spend, latency and overhead."""
+    path = Path(path)
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as err:
+                raise ServeError(f"{path}:{i}: not a JSON line ({err})") from err
+    if not rows:
+        raise ServeError(f"{path}: no logged request")
+    df = pd.DataFrame(rows)
+    chat = df[df["kind"] == "chat"].copy() if "kind" in df else df.iloc[:0]
+    if chat.empty:
+        raise ServeError(f"{path}: no chat request logged (only /route calls)")
+    chat["served"] = chat["served_by"].fillna("(none: 503)")
+    for col in ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "overhead_ms"):
+        chat[col] = pd.to_numeric(chat.get(col), errors="coerce")
+    g = chat.groupby("served", sort=True)
+    out = pd.DataFrame({
+        "requests": g.size(),
+        "share": g.size() / len(chat),
+        "routed_here": chat.groupby("routed_to").size().reindex(g.size().index).fillna(0).astype(int),
+        "fallbacks": g["fallback"].sum().astype(int),
+        "prompt_tokens": g["prompt_tokens"].sum(min_count=1),
+        "completion_tokens": g["completion_tokens"].sum(min_count=1),
+        "cost_usd": g["cost_usd"].sum(min_count=1),
+        "latency_p50_ms": g["latency_ms"].median(),
+        "overhead_p50_ms": g["overhead_ms"].median(),
+    })
+    total = pd.DataFrame({
+        "requests": [len(chat)], "share": [1.0], "routed_here": [len(chat)],
+        "fallbacks": [int(chat["fallback"].sum())],
+        "prompt_tokens": [chat["prompt_tokens"].sum(min_count=1)],
+        "completion_tokens": [chat["completion_tokens"].sum(min_count=1)],
+        "cost_usd": [chat["cost_usd"].sum(min_count=1)],
+        "latency_p50_ms": [chat["latency_ms"].median()],
+        "overhead_p50_ms": [chat["overhead_ms"].median()],
+    }, index=["total"])
+    return pd.concat([out, total])
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A markdown table (numbers to 6 significant digits, blank where missing)."""
+    def cell(v: Any) -> str:
+        if isinstance(v, (float, np.floating)):
+            return "" if math.isnan(v) else f"{v:.6g}"
+        return str(v)
+
+    head = ["model", *table.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for idx, row in table.iterrows():
+        lines.append("| " + " | ".join([str(idx), *(cell(v) for v in row)]) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _serve_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="darsbench-serve",
+        description="Serve a saved router (save_router=true) as an OpenAI-compatible endpoint. "
+                    "`darsbench-serve report <log>` summarises a request log.")
+    ap.add_argument("--router", required=True, help="bundle folder (<cell>/router)")
+    ap.add_argument("--pool", required=True, help="pool YAML (a collection config or its pool list)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--log", default="darsbench-requests.jsonl", help="JSON-lines request log")
+    ap.add_argument("--log-prompts", action="store_true", help="also log the routed text")
+    ap.add_argument("--timeout-s", type=float, default=60.0, help="per upstream try")
+    ap.add_argument("--max-tries", type=int, default=3, help="models tried per request (>= 1)")
+    ap.add_argument("--draw", type=int, default=0, help="draw served from a single-shot bundle")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch threads for encoding one request (MiniLM): 1 is fastest for single "
+                         "queries and does not fight the other processes for cores")
+    return ap
+
+
+def build_config(args: argparse.Namespace) -> ServeConfig:
+    if args.max_tries < 1:
+        raise ServeError("--max-tries must be >= 1")
+    if args.torch_threads < 1:
+        raise ServeError("--torch-threads must be >= 1")
+    torch.set_num_threads(args.torch_threads)
+    bundle = load_bundle(args.router)
+    pool = load_pool(args.pool, bundle.pool)
+    return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
+                       args.max_tries, args.draw)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        ap = argparse.ArgumentParser(prog="darsbench-serve report")
+        ap.add_argument("log")
+        args = ap.parse_args(argv[1:])
+        try:
+            table = report(args.log)
+        except (OSError, ServeError) as err:
+            print(f"darsbench-serve: {err}", file=sys.stderr)
+            sys.exit(2)
+        print(markdown(table))
+        return
+    args = _serve_parser().parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except (OSError, ValueError) as err:
+        print(f"darsbench-serve: {err}", file=sys.stderr)
+        sys.exit(2)
+    uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
