@@ -112,7 +112,8 @@ def cell(sub: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     the mean of the runs' means with a Student-t 95% interval across runs
     (:func:`evaluators.uncertainty.seed_interval`), and the std of all their draws taken
     together (equal weight per run): sqrt(mean of within-run variances + variance of the run
-    means). ``runs`` says how many were aggregated.
+    means). ``runs`` says how many were aggregated, ``n`` how many draws in all, ``draws`` the
+    most draws of one run.
     """
     if sub.empty or metric not in sub or sub[metric].isna().all():
         return None
@@ -123,11 +124,12 @@ def cell(sub: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     if len(sub) == 1:
         lo = float(sub[metric + "_low"].iloc[0]) if metric + "_low" in sub else np.nan
         hi = float(sub[metric + "_high"].iloc[0]) if metric + "_high" in sub else np.nan
-        return {"mean": means[0], "std": stds[0], "n": int(ns[0]), "runs": 1, "low": lo, "high": hi}
+        return {"mean": means[0], "std": stds[0], "n": int(ns[0]), "runs": 1, "low": lo, "high": hi,
+                "draws": int(ns[0])}
     pooled = float(np.sqrt(np.mean(stds**2) + np.var(means)))
     si = U.seed_interval(means)
     return {"mean": float(means.mean()), "std": pooled, "n": int(ns.sum()), "runs": len(sub),
-            "low": si["low"], "high": si["high"]}
+            "low": si["low"], "high": si["high"], "draws": int(ns.max())}
 
 
 def fmt_cell(c: dict[str, Any] | None) -> str:
@@ -187,7 +189,7 @@ def grid(
                 frow[f"{col} {m} low"] = np.nan if c is None else c["low"]
                 frow[f"{col} {m} high"] = np.nan if c is None else c["high"]
                 frow[f"{col} {m} runs"] = 0 if c is None else c["runs"]
-                row_draws = max(row_draws, 0 if c is None else c["n"])
+                row_draws = max(row_draws, 0 if c is None else c["draws"])
                 md.append(fmt_cell(c))
                 per_metric[m].append(np.nan if c is None else c["mean"])
         if avg:
