@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from routers.base import Signals
+from routers.neural import numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
 from supervision.modes import Targets
 
@@ -92,7 +93,7 @@ class OfficialEmbedLLMRouter(OfficialRouter):
         n = x.shape[0]
         bs = min(int(self.batch_size), n)
         losses = []
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), numerics_context():
             torch.manual_seed(int(seed))
             net = _EmbedNet(x.shape[1], score.shape[1], int(self.dim))
             opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
@@ -119,7 +120,7 @@ class OfficialEmbedLLMRouter(OfficialRouter):
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "embedllm_official.predict"), dtype=np.float32))
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"embedllm_official: {x.shape[1]} feature columns, fitted on {self.n_features_in_}")
-        with torch.no_grad():
+        with torch.no_grad(), numerics_context():
             logits, c = self.net_(x)
             s = torch.sigmoid(logits).numpy().astype(np.float32)
             c = c.numpy().astype(np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from routers.base import Signals
+from routers.neural import numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
 from supervision.modes import Targets
 
@@ -74,7 +75,7 @@ class OfficialKNNRouter(OfficialRouter):
             raise ValueError(f"knn_official: {x.shape[1]} feature columns, fitted on {self.n_features_in_}")
         k = min(int(self.k), self.x_train_.shape[0])
         ws, ids = [], []
-        with torch.no_grad():
+        with torch.no_grad(), numerics_context():
             for lo in range(0, x.shape[0], int(self.batch_size)):
                 dist = torch.cdist(x[lo : lo + int(self.batch_size)], self.x_train_)
                 d, idx = torch.topk(dist, k, dim=1, largest=False, sorted=True)
@@ -91,7 +92,7 @@ class OfficialKNNRouter(OfficialRouter):
         n_t, n_d = self.values_.shape[:2]
         out = np.empty((n_t, n_d, idx.shape[0], self.values_.shape[-1]), dtype=np.float32)
         bs = int(self.batch_size)
-        with torch.no_grad():
+        with torch.no_grad(), numerics_context():
             for t in range(n_t):
                 for d in range(n_d):
                     table = torch.from_numpy(self.values_[t, d])

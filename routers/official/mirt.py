@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from routers.base import Signals
+from routers.neural import numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
 from supervision.modes import Targets
 
@@ -93,7 +94,7 @@ class OfficialMIRTRouter(OfficialRouter):
         n = x.shape[0]
         bs = min(int(self.batch_size), n)
         losses = []
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), numerics_context():
             torch.manual_seed(int(seed))
             net = _MIRTNet(x.shape[1], ys[0].shape[1], int(self.latent), self.hidden)
             opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
@@ -124,6 +125,6 @@ class OfficialMIRTRouter(OfficialRouter):
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "mirt_official.predict"), dtype=np.float32))
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"mirt_official: {x.shape[1]} feature columns, fitted on {self.n_features_in_}")
-        with torch.no_grad():
+        with torch.no_grad(), numerics_context():
             s, c, sd = self.net_(x)
         return Signals(torch.sigmoid(s).numpy().astype(np.float32), c.numpy().astype(np.float32), sd.numpy().astype(np.float32))

@@ -90,10 +90,11 @@ def drop_like() -> SimulatorConfig:
     """DROP-800-like: reading comprehension, continuous F1 scores, slightly input-side noise.
 
     Targets (SPEC §7): winner flip 0.665, single-vs-DA disagreement 0.471, slightly input-side;
-    mean F1 about 0.75-0.8. Achieved (seeds 0-7): winner flip 0.647 +- 0.025, single-vs-DA
-    disagreement 0.518 +- 0.025, input-side share 0.566 +- 0.017 (exact 0.526), outcome
-    instability 0.653 +- 0.023, mean score 0.828 +- 0.023 (the disagreement could not be
-    lowered further without losing the flip rate or the input-side share). Shape as the
+    mean F1 about 0.75-0.8. Achieved (seeds 0-7): winner flip 0.643 +- 0.025, single-vs-DA
+    disagreement 0.506 +- 0.031, input-side share 0.566 +- 0.019 (exact 0.525), outcome
+    instability 0.651 +- 0.019, mean score 0.830 +- 0.023; at the default seed 0: flip 0.645,
+    disagreement 0.491 (specialist_bonus raised from 1.7 to 2.1 so that seed 0 is within 0.05
+    of the paper's disagreement; with 1.7 seed 0 gave 0.549). Shape as the
     release: 600 test queries (21,600 test rows), max_tokens 512, short answers (verbosity
     x 0.4). Large rewrite shifts with little decode noise make the question's wording matter
     more than sampling; 40% of the decodes earn partial credit.
@@ -107,7 +108,7 @@ def drop_like() -> SimulatorConfig:
         difficulty_mean=-6.9,
         difficulty_std=6.1,
         skill_scale=0.55,
-        specialist_bonus=1.7,
+        specialist_bonus=2.1,
         pair_noise=0.1,
         input_noise=3.5,
         input_noise_shared=0.35,
