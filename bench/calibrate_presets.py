@@ -1,4 +1,4 @@
-"""Simulator preset calibration: the SPEC §7 diagnostics (docs/analyses.md) of a preset's
+"""Simulator preset calibration: the docs/spec.md §7 diagnostics (docs/analyses.md) of a preset's
 simulated training split, to compare with the paper's values (docs/simulator.md, "Presets").
 
 Usage: ``python bench/calibrate_presets.py [preset ...] [--seeds 0 1 2 ...]`` prints the
@@ -19,7 +19,7 @@ from evaluators.diagnostics import diagnose
 def simulated_diagnostics(
     cfg: SimulatorConfig, seed: int, lam: float = 0.05, cost_norm: str = "minmax"
 ) -> dict[str, float | int | str]:
-    """SPEC §7 diagnostics of the simulated training split (what the presets are calibrated on).
+    """docs/spec.md §7 diagnostics of the simulated training split (what the presets are calibrated on).
 
     Costs are normalised over train and test together (``cost_norm``) before
     :func:`evaluators.diagnostics.diagnose` computes outcome instability, winner flip rate,

@@ -1,4 +1,4 @@
-"""Query features (SPEC §5): TF-IDF or MiniLM sentence embeddings, cached on disk.
+"""Query features (docs/spec.md §5): TF-IDF or MiniLM sentence embeddings, cached on disk.
 
 A featurizer turns the feature texts of a dataset (the ``text`` column of the query tables:
 ``context[:1200] + "\\nQuestion: " + original question``) into a matrix ``[Q, d]``:
@@ -70,8 +70,8 @@ class TfidfFeaturizer(Featurizer):
     """Word n-gram TF-IDF (scikit-learn ``TfidfVectorizer``), fitted on the training texts.
 
     Args:
-        ngram_range: word n-gram range (SPEC: 1-2 grams).
-        max_features: vocabulary size cap (SPEC: 20,000), the most frequent n-grams in train.
+        ngram_range: word n-gram range (docs/spec.md: 1-2 grams).
+        max_features: vocabulary size cap (docs/spec.md: 20,000), the most frequent n-grams in train.
         min_df: minimum document frequency (count or proportion) of a kept n-gram.
         lowercase: lowercase before tokenising.
         sublinear_tf: use ``1 + log(tf)``.

@@ -26,10 +26,10 @@ class AvengersProRouter(SharedDrawsRouter):
     """Cluster-mean router: KMeans over training queries, mean targets of the nearest clusters.
 
     Args:
-        n_clusters: KMeans clusters (SPEC: 32), capped at the number of training queries.
+        n_clusters: KMeans clusters (docs/spec.md: 32), capped at the number of training queries.
         n_init: KMeans initialisations (best inertia kept).
         max_iter: KMeans iterations per initialisation.
-        top_k: nearest clusters averaged per test query (SPEC: 3).
+        top_k: nearest clusters averaged per test query (docs/spec.md: 3).
     """
 
     def __init__(

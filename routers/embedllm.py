@@ -75,8 +75,8 @@ class EmbedLLMRouter(NeuralSignalRouter):
     """EmbedLLM: model embeddings x projected query embedding; score (BCE) + cost (MSE) heads.
 
     Args:
-        dim: embedding dimension of queries and models (SPEC: 256).
-        noise: standard deviation of the Gaussian input noise while training (SPEC: 0.05).
+        dim: embedding dimension of queries and models (docs/spec.md: 256).
+        noise: standard deviation of the Gaussian input noise while training (docs/spec.md: 0.05).
         training: :class:`routers.neural.TrainingConfig`; default 20 epochs,
             batch 2048 (query, model) pairs, Adam 1e-3.
     """

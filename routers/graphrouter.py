@@ -167,9 +167,9 @@ class GraphRouter(NeuralSignalRouter):
     """GraphRouter: SAGEConv message passing on the query-model graph + an edge MLP.
 
     Args:
-        dim: node state dimension: query projection and model embeddings (SPEC: 128).
+        dim: node state dimension: query projection and model embeddings (docs/spec.md: 128).
         n_layers: number of SAGEConv layers (2).
-        edge_hidden: hidden sizes of the edge MLP (SPEC: (256, 128)).
+        edge_hidden: hidden sizes of the edge MLP (docs/spec.md: (256, 128)).
         training: :class:`routers.neural.TrainingConfig`; default 50 epochs,
             batch 256 supervised edges, Adam 1e-3.
     """

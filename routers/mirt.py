@@ -80,9 +80,9 @@ class MIRTRouter(NeuralSignalRouter):
     """Multidimensional IRT: ability MLP, per-model discrimination and difficulty, three heads.
 
     Args:
-        latent: ability dimension (SPEC: 16).
-        hidden: hidden layer sizes of the ability MLP (SPEC: (128,)).
-        loss_weights: weights of the (score BCE, cost MSE, sigma MSE) losses (SPEC: 1, 1, 0.5).
+        latent: ability dimension (docs/spec.md: 16).
+        hidden: hidden layer sizes of the ability MLP (docs/spec.md: (128,)).
+        loss_weights: weights of the (score BCE, cost MSE, sigma MSE) losses (docs/spec.md: 1, 1, 0.5).
         training: :class:`routers.neural.TrainingConfig`; default 30 epochs,
             batch 256 (query, model) pairs, Adam 1e-3.
     """

@@ -27,7 +27,7 @@ class MLPRouter(SignalRouter):
     """Three ``MLPRegressor`` heads (mu_q, mu_c, sigma_q) over standardised features.
 
     Args:
-        hidden: hidden layer sizes (SPEC: (128, 64)); ReLU activations, Adam.
+        hidden: hidden layer sizes (docs/spec.md: (128, 64)); ReLU activations, Adam.
         alpha: L2 penalty.
         lr: Adam's initial learning rate.
         max_iter: maximum number of epochs.

@@ -82,10 +82,10 @@ class RMSoftmaxRouter(NeuralRouter):
     """Lambda-conditioned classifier over the pool trained with a softmax regret loss.
 
     Args:
-        hidden: hidden layer sizes (SPEC: (256, 256)), ReLU.
-        temperature: softmax temperature of the regret loss and of :meth:`scores` (SPEC: 1).
+        hidden: hidden layer sizes (docs/spec.md: (256, 256)), ReLU.
+        temperature: softmax temperature of the regret loss and of :meth:`scores` (docs/spec.md: 1).
         lam_grid_min, lam_grid_max, lam_grid_size: the training lambda grid
-            ``linspace(min, max, size)`` (SPEC: 0, 0.1, 11).
+            ``linspace(min, max, size)`` (docs/spec.md: 0, 0.1, 11).
         training: :class:`routers.neural.TrainingConfig`; default 20 epochs,
             batch 256 (query, lambda) rows, Adam 1e-3.
     """

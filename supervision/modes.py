@@ -1,4 +1,4 @@
-"""Supervision modes (SPEC §4): pure functions from training observations to targets.
+"""Supervision modes (docs/spec.md §4): pure functions from training observations to targets.
 
 Every mode maps an :class:`~benchmark.data.ObservationBlock` (costs already normalised) to
 :class:`Targets` with per-pair ``mu_q``, ``mu_c`` and ``sigma_q``. ``single_shot`` returns all
@@ -71,7 +71,7 @@ class Targets:
         return utility(self.mu_q, self.mu_c, self.sigma_q, lam, self.effective_beta(beta))
 
     def hard_labels(self, lam: float, beta: float) -> np.ndarray:
-        """``argmax_m U`` per query (SPEC §3 tie-breaking)."""
+        """``argmax_m U`` per query (docs/spec.md §3 tie-breaking)."""
         return select_models(self.utility(lam, beta), self.mu_c)
 
     def soft_labels(self, lam: float, beta: float, tau: float = 1.0) -> np.ndarray:

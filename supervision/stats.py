@@ -3,7 +3,7 @@
 All functions take ``values`` and a boolean ``mask`` of the same shape and reduce over
 ``axis`` (an int or a tuple), ignoring masked-out entries. A reduction over zero present
 entries gives NaN (and never a warning); a sample standard deviation (ddof=1) over exactly one
-entry gives 0, as SPEC §3 says.
+entry gives 0, as docs/spec.md §3 says.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Utility and model selection (SPEC §3 and §5).
+"""Utility and model selection (docs/spec.md §3 and §5).
 
 ``U = mu_q - lam * mu_c - beta * sigma_q``; the preferred model is ``argmax_m U``, ties broken by
 lower ``mu_c`` and then by pool order (the lower model index).

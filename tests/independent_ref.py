@@ -1,4 +1,4 @@
-"""An independent, loop-based reference implementation of SPEC §3-§6.
+"""An independent, loop-based reference implementation of docs/spec.md §3-§6.
 
 It works from a flat list of observation rows (dicts shaped like the DARS JSONL rows:
 ``query_id, model, prompt_variant_id, decode_id, score, cost, split`` and, on test rows,
@@ -7,12 +7,12 @@ It works from a flat list of observation rows (dicts shaped like the DARS JSONL 
 exactly with :class:`fractions.Fraction` (every float is an exact rational), so the only
 rounding is the final ``float()`` / ``sqrt``.
 
-Conventions (written down where SPEC leaves a choice; the harness should agree):
+Conventions (written down where docs/spec.md leaves a choice; the harness should agree):
 
-* pool order: the ``models`` list given (SPEC §3: metadata order, else sorted names);
+* pool order: the ``models`` list given (docs/spec.md §3: metadata order, else sorted names);
 * protocol: the ``n`` smallest ``prompt_variant_id`` / ``decode_id`` values present in the
   training rows of the dataset;
-* ``input_only``: rows with ``decode_id == 0`` (SPEC §4 literally) of every rewrite
+* ``input_only``: rows with ``decode_id == 0`` (docs/spec.md §4 literally) of every rewrite
   (``prompt_variant_id >= 0``); ``output_only``: the original view (``prompt_variant_id < 0``)
   if the training rows have one, else rewrite ``prompt_variant_id == 0``;
 * ``dars_decode_risk``: a rewrite with one decode has within-rewrite variance 0 and *counts*
@@ -59,7 +59,7 @@ def mean(xs):
 
 
 def sample_var(xs) -> Fraction:
-    """ddof=1 variance; 0 for a single value (SPEC §3)."""
+    """ddof=1 variance; 0 for a single value (docs/spec.md §3)."""
     xs = list(xs)
     if len(xs) < 2:
         return Fraction(0)
@@ -76,7 +76,7 @@ def sample_std(xs) -> float:
 
 # ------------------------------------------------------------------------- cost normalisation
 def cost_normaliser(rows, method: str = "minmax"):
-    """SPEC §3: over train and test rows together. Returns ``c -> Fraction``."""
+    """docs/spec.md §3: over train and test rows together. Returns ``c -> Fraction``."""
     costs = [F(r["cost"]) for r in rows]
     lo, hi = min(costs), max(costs)
     if method == "minmax":
@@ -188,7 +188,7 @@ class Reference:
         return mode not in ("single_shot", "dars_no_risk")
 
     def choose(self, values):
-        """values: model -> (U float, mu_c Fraction); SPEC §3 tie-breaking. None if empty."""
+        """values: model -> (U float, mu_c Fraction); docs/spec.md §3 tie-breaking. None if empty."""
         cands = [m for m in self.models if m in values]
         if not cands:
             return None

@@ -81,10 +81,10 @@ _KNOWN_FIELDS = frozenset(
     + _TEXT_FIELDS
     + ("usage", "request_config", "finish_reason", "score_type", "parse_success")
 )
-CONTEXT_CHARS = 1200  # SPEC §5: feature text = context[:1200] + "\nQuestion: " + question
+CONTEXT_CHARS = 1200  # docs/spec.md §5: feature text = context[:1200] + "\nQuestion: " + question
 _MODEL_INFO_FIELDS = ("price_in", "price_out", "params_b")
 
-#: SPEC §2 facts about the official release: (train rows, test rows).
+#: docs/spec.md §2 facts about the official release: (train rows, test rows).
 RELEASE_ROWS: dict[str, tuple[int, int]] = {
     "gpqa": (30_000, 8_928),
     "math-500": (30_000, 10_800),
@@ -1011,7 +1011,7 @@ def _build_dataset(
             q_test[sel], len(test_ids), m_test[sel], n_m,
             test.variant[sel], test.decode[sel], test.score[sel], test.cost[sel],
         )  # fmt: skip
-        # SPEC §2 convention: rewrites have prompt_variant_id >= 0, the original query < 0.
+        # docs/spec.md §2 convention: rewrites have prompt_variant_id >= 0, the original query < 0.
         wrong = (test.variant[sel] < 0) if obs_type == "prompt_variation" else (test.variant[sel] >= 0)
         if wrong.any():
             sign = "< 0" if obs_type == "prompt_variation" else ">= 0"
@@ -1056,7 +1056,7 @@ def _build_dataset(
 
 
 def check_release_facts(dataset: DarsDataset) -> list[str]:
-    """Compare a dataset named ``gpqa`` / ``math-500`` / ``drop-800`` with the SPEC §2 facts of
+    """Compare a dataset named ``gpqa`` / ``math-500`` / ``drop-800`` with the docs/spec.md §2 facts of
     the official release. Returns human-readable warnings (empty when everything matches or
     the name is not a release dataset); never raises."""
     name = dataset.name.lower()

@@ -1,4 +1,4 @@
-"""Tests of the avengers_pro router (SPEC §5): cluster means, top-k averaging, draws, signal."""
+"""Tests of the avengers_pro router (docs/spec.md §5): cluster means, top-k averaging, draws, signal."""
 
 from __future__ import annotations
 

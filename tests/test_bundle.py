@@ -4,7 +4,6 @@ decides exactly as the cell did (decisions.parquet), for every router."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The dense data model (SPEC §2), cost normalisation (SPEC §3) and the protocol (SPEC §4).
+"""The dense data model (docs/spec.md §2), cost normalisation (docs/spec.md §3) and the protocol (docs/spec.md §4).
 
 Every expected number is a literal computed by hand; the arithmetic is in the comment next to it.
 """

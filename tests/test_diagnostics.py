@@ -1,4 +1,4 @@
-"""SPEC §7 diagnostics on a hand-computed block.
+"""docs/spec.md §7 diagnostics on a hand-computed block.
 
 The block: 4 queries x 2 models (A = 0, B = 1) x 2 views x 2 decodes, lam = 0.5. Observation
 index k = v * 2 + s, i.e. (v0 d0, v0 d1, v1 d0, v1 d1). Per-observation utility u = q - lam * c.

@@ -1,4 +1,4 @@
-"""Tests of query features (SPEC §5): TF-IDF numbers, the real MiniLM model, the disk cache."""
+"""Tests of query features (docs/spec.md §5): TF-IDF numbers, the real MiniLM model, the disk cache."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of GraphRouter (SPEC §5): the bipartite graph, message passing, inductive test nodes."""
+"""Tests of GraphRouter (docs/spec.md §5): the bipartite graph, message passing, inductive test nodes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the knn router (SPEC §5): hand-computed weights, exact matches, sparse, draws, NaN."""
+"""Tests of the knn router (docs/spec.md §5): hand-computed weights, exact matches, sparse, draws, NaN."""
 
 from __future__ import annotations
 

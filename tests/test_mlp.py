@@ -1,4 +1,4 @@
-"""Tests of the mlp router (SPEC §5): planted signal, determinism, draws, missing targets."""
+"""Tests of the mlp router (docs/spec.md §5): planted signal, determinism, draws, missing targets."""
 
 from __future__ import annotations
 

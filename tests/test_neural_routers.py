@@ -1,4 +1,4 @@
-"""Tests of the neural routers (SPEC §5): planted signal, losses, draws, determinism, inputs.
+"""Tests of the neural routers (docs/spec.md §5): planted signal, losses, draws, determinism, inputs.
 
 EmbedLLM, MIRT, RM-softmax and GraphRouter share ``routers.neural``; their own details are in
 ``test_rm_softmax.py`` and ``test_graphrouter.py``.
@@ -98,7 +98,7 @@ def tiny():
 def test_planted_signal_beats_best_fixed_model(name):
     X_train, X_test, t_test, block, quality, cost = planted()
     targets = make_targets(block, "dars")
-    router = ROUTERS[name]().fit(X_train, targets, lam=LAM, beta=BETA, seed=0)  # SPEC defaults
+    router = ROUTERS[name]().fit(X_train, targets, lam=LAM, beta=BETA, seed=0)  # the defaults of docs/spec.md
     chosen = router.route(X_test, LAM, BETA)
     true_u = quality[t_test] - LAM * cost[None, :]  # true utility of every (test query, model)
     router_u = true_u[np.arange(len(t_test)), chosen].mean()

@@ -1,4 +1,4 @@
-"""Tests of the rm_softmax router (SPEC §5): regret loss, lambda conditioning, interface."""
+"""Tests of the rm_softmax router (docs/spec.md §5): regret loss, lambda conditioning, interface."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def lambda_problem(n_train=200, n_test=60, d=8, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     X_train, X_test, t_test, targets = lambda_problem()
-    router = RMSoftmaxRouter().fit(X_train, targets, lam=0.05, beta=0.2, seed=0)  # SPEC defaults
+    router = RMSoftmaxRouter().fit(X_train, targets, lam=0.05, beta=0.2, seed=0)  # the defaults of docs/spec.md
     return router, X_test, t_test
 
 

@@ -105,7 +105,7 @@ def test_presets_have_the_release_shapes():
     d = PRESETS["default"]
     assert (d.n_train, d.n_test, d.n_rewrites, d.n_decodes, d.n_test_rewrites) == (200, 300, 5, 5, 3)
     assert len(d.models) == 6 and len(d.test_temperatures) == 3
-    # SPEC §2: test rows gpqa 8,928, math-500 10,800, drop-800 21,600; train 30,000 each
+    # docs/spec.md §2: test rows gpqa 8,928, math-500 10,800, drop-800 21,600; train 30,000 each
     for name, test_rows, task in (("gpqa_like", 8928, "binary"), ("math_like", 10800, "binary"),
                                   ("drop_like", 21600, "f1")):  # fmt: skip
         cfg = PRESETS[name]

@@ -1,4 +1,4 @@
-"""Supervision modes, utility, selection and labels (SPEC §3-§4) on hand-computed arrays.
+"""Supervision modes, utility, selection and labels (docs/spec.md §3-§4) on hand-computed arrays.
 
 Every expected value is a literal worked out by hand; the arithmetic is in the comment beside it.
 The block used throughout (``hand_block``) has 2 queries x 2 models x 3 rewrites x 3 decodes;
@@ -266,7 +266,7 @@ def test_select_models_float_noise_is_a_tie():
 def test_cost_tie_does_not_depend_on_summation_order():
     # Two models with the SAME observations (scores all 1; costs .2, .35, .05) in a different
     # decode order. mu_c is .2 for both mathematically, but float sums in a different order can
-    # differ in the last bit ((.2+.35)+.05 vs (.05+.2)+.35). SPEC §3: equal U, equal mu_c ->
+    # differ in the last bit ((.2+.35)+.05 vs (.05+.2)+.35). docs/spec.md §3: equal U, equal mu_c ->
     # pool order -> model 0.
     b = from_lists([[[[1, 1, 1]], [[1, 1, 1]]]], [[[[0.2, 0.35, 0.05]], [[0.05, 0.2, 0.35]]]])
     t = make_targets(b, "dars")

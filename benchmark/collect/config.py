@@ -31,7 +31,6 @@ from pydantic import (
     model_validator,
 )
 
-from benchmark.collect.prompts import STYLES
 from benchmark.collect.scorers import TASK_TYPES
 
 ENDPOINTS = ("chat", "completions")

@@ -142,7 +142,7 @@ class DarsDataset:
         test_rewrite: test ``prompt_variation`` observations.
         test_decoding: test ``decoding_variation`` observations.
         train_queries / test_queries: one row per query, in block order, with at least
-            ``query_id``, ``text`` (the feature text of SPEC §5), ``original_question``.
+            ``query_id``, ``text`` (the feature text of docs/spec.md §5), ``original_question``.
         model_table: one row per model in pool order: ``model`` and, where known,
             ``price_in`` / ``price_out`` / ``params_b``.
         cost_scale: set once costs are normalised (None while costs are raw USD).
@@ -181,7 +181,7 @@ def _finite_cost_range(blocks: list[ObservationBlock]) -> tuple[float, float]:
 
 
 def cost_scale_for(dataset: DarsDataset, method: CostNorm) -> CostScale:
-    """SPEC §3: min-max (default), max, or no normalisation, over train and test together."""
+    """docs/spec.md §3: min-max (default), max, or no normalisation, over train and test together."""
     if dataset.cost_scale is not None:
         raise ValueError(f"costs of {dataset.name!r} are already normalised")
     blocks = [dataset.train, dataset.test_rewrite, dataset.test_decoding]
@@ -198,7 +198,7 @@ def cost_scale_for(dataset: DarsDataset, method: CostNorm) -> CostScale:
 
 
 def normalise_costs(dataset: DarsDataset, method: CostNorm = "minmax") -> DarsDataset:
-    """Return a copy of ``dataset`` whose block costs are normalised (SPEC §3)."""
+    """Return a copy of ``dataset`` whose block costs are normalised (docs/spec.md §3)."""
     cs = cost_scale_for(dataset, method)
 
     def norm(block: ObservationBlock) -> ObservationBlock:
@@ -221,7 +221,7 @@ def normalise_costs(dataset: DarsDataset, method: CostNorm = "minmax") -> DarsDa
 def apply_protocol(
     block: ObservationBlock, n_rewrites: int | None = None, n_decodes: int | None = None
 ) -> ObservationBlock:
-    """SPEC §4 protocol: keep the first ``n_rewrites`` views and the first ``n_decodes`` decodes.
+    """docs/spec.md §4 protocol: keep the first ``n_rewrites`` views and the first ``n_decodes`` decodes.
 
     ``None`` keeps every view / decode. Asking for more than the data holds is an error, not a
     silent truncation.

@@ -284,7 +284,7 @@ def _build_dataset(name: str, paths: dict[str, Path | None], notes: list[str]) -
             test.variant[sel], test.decode[sel], test.score[sel], test.cost[sel],
         )  # fmt: skip
         _check_test_view(test, blocks[attr], obs_type)
-        # SPEC §2 convention: rewrites have prompt_variant_id >= 0, the original query < 0.
+        # docs/spec.md §2 convention: rewrites have prompt_variant_id >= 0, the original query < 0.
         wrong = (test.variant[sel] < 0) if obs_type == "prompt_variation" else (test.variant[sel] >= 0)
         if wrong.any():
             sign = "< 0" if obs_type == "prompt_variation" else ">= 0"

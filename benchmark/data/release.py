@@ -1,4 +1,4 @@
-"""The SPEC §2 facts of the official DARS release and the check of a dataset against them
+"""The docs/spec.md §2 facts of the official DARS release and the check of a dataset against them
 (docs/data.md, "Release checks")."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 
 from benchmark.data.dataset import DarsDataset
 
-#: SPEC §2 facts about the official release: (train rows, test rows).
+#: docs/spec.md §2 facts about the official release: (train rows, test rows).
 RELEASE_ROWS: dict[str, tuple[int, int]] = {
     "gpqa": (30_000, 8_928),
     "math-500": (30_000, 10_800),
@@ -26,7 +26,7 @@ _BINARY_SCORE_DATASETS = ("gpqa", "math-500")
 
 
 def check_release_facts(dataset: DarsDataset) -> list[str]:
-    """Compare a dataset named ``gpqa`` / ``math-500`` / ``drop-800`` with the SPEC §2 facts of
+    """Compare a dataset named ``gpqa`` / ``math-500`` / ``drop-800`` with the docs/spec.md §2 facts of
     the official release. Returns human-readable warnings (empty when everything matches or
     the name is not a release dataset); never raises."""
     name = dataset.name.lower()

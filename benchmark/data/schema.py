@@ -35,7 +35,7 @@ KNOWN_FIELDS: frozenset[str] = frozenset(
     + TEXT_FIELDS
     + ("usage", "request_config", "finish_reason", "score_type", "parse_success")
 )
-#: SPEC §5 (docs/spec.md): feature text = ``context[:1200] + "\nQuestion: " + question``.
+#: docs/spec.md §5 (docs/spec.md): feature text = ``context[:1200] + "\nQuestion: " + question``.
 CONTEXT_CHARS = 1200
 #: Per-model facts read from ``metadata.json`` ``model_info``.
 MODEL_INFO_FIELDS: tuple[str, ...] = ("price_in", "price_out", "params_b")

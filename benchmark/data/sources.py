@@ -60,7 +60,7 @@ class DarsDirSource:
 
 @dataclass
 class SyntheticSource:
-    """The simulator (SPEC-shaped DARS data with known ground truth), written once and cached.
+    """The simulator (schema-shaped DARS data with known ground truth), written once and cached.
 
     ``preset`` names an entry of :data:`benchmark.data.simulator.PRESETS`; ``overrides`` replaces
     individual :class:`~benchmark.data.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from benchmark.data.simulator.config import SimulatorConfig
 
-# Calibration protocol (every preset below): the SPEC §7 diagnostics of the simulated training
+# Calibration protocol (every preset below): the docs/spec.md §7 diagnostics of the simulated training
 # split (``bench/calibrate_presets.py``: lambda = 0.05 on min-max normalised cost over train and
 # test, the 5 x 5 training grid) were matched to the paper's values by a random search over the
 # noise, difficulty and skill knobs on seed 0, then a local search on the mean over seeds 0-3,
@@ -30,7 +30,7 @@ def default_preset() -> SimulatorConfig:
 def gpqa_like() -> SimulatorConfig:
     """GPQA-like: four-option multiple choice, binary scores, hard, mostly output-side noise.
 
-    Targets (SPEC §7): outcome instability 0.715, winner flip 0.970, output-side dominated;
+    Targets (docs/spec.md §7): outcome instability 0.715, winner flip 0.970, output-side dominated;
     mean score about 0.45. Achieved (seeds 0-7): outcome instability 0.722 +- 0.021, winner flip
     0.967 +- 0.013, single-vs-DA disagreement 0.752 +- 0.016, input-side share 0.292 +- 0.009
     (exact 0.167), mean score 0.480 +- 0.029. Shape as the release: 248 test queries (8,928 test
@@ -62,7 +62,7 @@ def gpqa_like() -> SimulatorConfig:
 def math_like() -> SimulatorConfig:
     """MATH-500-like: open numeric answers, binary scores, many easy problems, output-side noise.
 
-    Targets (SPEC §7): winner flip 0.645, output-side dominated; mean score about 0.8. Achieved
+    Targets (docs/spec.md §7): winner flip 0.645, output-side dominated; mean score about 0.8. Achieved
     (seeds 0-7): winner flip 0.629 +- 0.029, outcome instability 0.563 +- 0.023, single-vs-DA
     disagreement 0.524 +- 0.024, input-side share 0.279 +- 0.009 (exact 0.157), mean score
     0.837 +- 0.021. Shape as the release: 300 test queries (10,800 test rows), max_tokens 3072,
@@ -89,7 +89,7 @@ def math_like() -> SimulatorConfig:
 def drop_like() -> SimulatorConfig:
     """DROP-800-like: reading comprehension, continuous F1 scores, slightly input-side noise.
 
-    Targets (SPEC §7): winner flip 0.665, single-vs-DA disagreement 0.471, slightly input-side;
+    Targets (docs/spec.md §7): winner flip 0.665, single-vs-DA disagreement 0.471, slightly input-side;
     mean F1 about 0.75-0.8. Achieved (seeds 0-7): winner flip 0.643 +- 0.025, single-vs-DA
     disagreement 0.506 +- 0.031, input-side share 0.566 +- 0.019 (exact 0.525), outcome
     instability 0.651 +- 0.019, mean score 0.830 +- 0.023; at the default seed 0: flip 0.645,

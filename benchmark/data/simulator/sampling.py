@@ -34,7 +34,7 @@ class SimulatedSplit:
     Attributes:
         queries: one row per query: ``query_id``, ``topic``, ``difficulty``,
             ``original_question``, ``question`` (original view as shown, options included),
-            ``context``, ``gold``, ``text`` (SPEC §5 feature text).
+            ``context``, ``gold``, ``text`` (docs/spec.md §5 feature text).
         view_questions: ``[Q][V]`` ``input_question`` of each view (``-1`` view: the original).
         view_prompts: ``[Q][V]`` ``question`` field of each view (options appended).
         blocks: ``{"train": ...}`` or ``{"prompt_variation": ..., "decoding_variation": ...}``,
@@ -128,7 +128,7 @@ def _skill_matrix(cfg: SimulatorConfig, rng: np.random.Generator) -> np.ndarray:
 
 
 def _feature_text(context: str, question: str) -> str:
-    """SPEC §5 feature text: ``context[:1200] + "\\nQuestion: " + question`` (no context: question)."""
+    """docs/spec.md §5 feature text: ``context[:1200] + "\\nQuestion: " + question`` (no context: question)."""
     return f"{context[:CONTEXT_CHARS]}\nQuestion: {question}" if context else question
 
 

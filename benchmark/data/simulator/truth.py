@@ -107,7 +107,7 @@ class TruthDetail:
 
     Attributes:
         var_input: ``[Q, M]`` variance of the per-rewrite expected score over rewrites
-            (infinite-decode limit of SPEC §7's input-side term).
+            (infinite-decode limit of docs/spec.md §7's input-side term).
         var_output: ``[Q, M]`` expected within-rewrite variance (output-side term);
             ``var_input + var_output = sigma_q ** 2``.
         p_keep: ``[Q, M]`` probability that an answer is neither cut nor unparsable.
