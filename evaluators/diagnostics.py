@@ -1,32 +1,7 @@
-"""Diagnostics of single-shot supervision (SPEC §7): is one sampled outcome a reliable label?
-
-Every function is a pure, vectorised, masked reduction over one
-:class:`~benchmark.data.ObservationBlock` ``[Q, M, V, S]`` whose costs are already normalised
-(:func:`benchmark.data.normalise_costs`); in the harness the block is the training split.
-Absent observations (``present == False``) are never read as zeros.
-
-Observation order. A pair's observations are ordered by ``(prompt_variant_id, decode_id)``.
-The block's view and decode axes are already sorted ascending, so flattening ``(V, S)`` in C
-order gives that order: flat position ``k = v * S + s``.
-
-Index alignment (``align``). The single-shot label at index ``k`` compares "the k-th
-observation of every model" of a query. On a complete grid (the DARS release: 5 x 5 for every
-pair) the two options below coincide; they differ only when observations are missing:
-
-* ``"position"`` (default): ``k`` is the grid cell ``(view v, decode s)``. The label at ``k``
-  exists where every model of the pool has an observation in that cell, so all models are
-  compared on the same rewrite and decode index.
-* ``"rank"``: ``k`` is the rank of the observation among the pair's present observations in
-  ``(prompt_variant_id, decode_id)`` order (the order the ``single_shot`` supervision mode draws
-  from). The label at ``k`` exists where every model has at least ``k + 1`` observations.
-
-A ``(query, k)`` whose label does not exist is masked (label ``-1``): it is never filled, and no
-model is left out of the argmax (a label over a subset of the pool would not be the single-shot
-label). A query with no label at all (some model never observed on it, or no common cell) is left
-out of the query-level shares, with a warning giving the count.
-
-The definitions as implemented, with every convention, are in ``docs/analyses.md``.
-"""
+"""Diagnostics of single-shot supervision (docs/spec.md §7): is one sampled outcome a reliable
+label? Pure, vectorised, masked reductions over one ``[Q, M, V, S]`` block with normalised costs;
+absent observations are never read. Observation order, the ``align`` options and every
+convention: docs/analyses.md, section 1."""
 
 from __future__ import annotations
 
@@ -41,10 +16,10 @@ from supervision.utility import select_models
 
 Align = Literal["position", "rank"]
 
-#: Two scores of a pair are "different" when they differ by more than this (SPEC §7).
+#: Two scores of a pair are "different" when they differ by more than this (docs/spec.md §7).
 INSTABILITY_ATOL = 1e-9
 
-#: Default cost weight (SPEC §3).
+#: Default cost weight (docs/spec.md §3).
 DEFAULT_LAMBDA = 0.05
 
 
@@ -270,7 +245,7 @@ def variance_decomposition(
 def diagnose(
     block: ObservationBlock, lam: float = DEFAULT_LAMBDA, *, align: Align = "position"
 ) -> dict[str, float | int | str]:
-    """Every SPEC §7 diagnostic of one block, as a flat dict of plain numbers.
+    """Every docs/spec.md §7 diagnostic of one block, as a flat dict of plain numbers.
 
     Keys: ``lam``, ``align``, ``n_queries``, ``n_models``, ``n_pairs_observed``,
     ``n_queries_labelled``, ``n_label_positions`` (unmasked ``(query, k)``),
@@ -310,7 +285,7 @@ def diagnose(
 # ------------------------------------------------------------------------ router variance
 def draw_summary(values: np.ndarray, *, ddof: int = 0) -> dict[str, float | int]:
     """Summary of a per-draw quantity (e.g. test utility of the routers trained on each
-    single-shot draw; SPEC §7 router variance).
+    single-shot draw; docs/spec.md §7 router variance).
 
     Returns ``mean``, ``std`` (``ddof``; default 0, as the run loop reports draws), ``min``,
     ``max``, ``p5``, ``p95`` (numpy's default linear-interpolation percentiles) and ``n``.

@@ -1,24 +1,12 @@
-"""Cost-quality trade-off (SPEC §6, last bullet), RouterBench-style.
-
-A router that predicts signals is re-routed over a grid of cost weights ``lambda``; each
-``lambda`` gives one operating point (mean normalised cost, mean quality) over the test queries.
-From the points of one router:
-
-* :func:`upper_hull`: the non-decreasing concave upper hull ("non-decreasing convex hull" in
-  RouterBench): the upper concave chain of the points from the cheapest point to the cheapest
-  point of highest quality. Every point on a hull segment is reachable by mixing the two routers
-  at its ends (route each query to one or the other at random), so the hull, not only its
-  vertices, is achievable.
-* :func:`quality_at_budget`: the hull's quality at a mean-cost budget (flat at the top quality
-  beyond the most expensive hull vertex; NaN below the cheapest point).
-* :func:`aiq`: area under that curve over a cost range, divided by the range.
-
-Definitions and conventions: ``docs/analyses.md``. Pure functions; no plotting here.
-"""
+"""Cost-quality trade-off (docs/spec.md §6), RouterBench-style: re-routing under a lambda grid,
+the non-decreasing concave upper hull, quality under a cost budget, AIQ, and AIQ of several
+routers on one shared range (:func:`compare_curves`). Pure functions; definitions and
+conventions: docs/analyses.md, section 2."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -224,3 +212,57 @@ def fixed_model_points(quality: np.ndarray, cost: np.ndarray) -> tuple[np.ndarra
     n_q, n_m = quality.shape
     choices = np.broadcast_to(np.arange(n_m)[:, None], (n_m, n_q))
     return sweep_points(choices, quality, cost)
+
+
+def frontier_points(choices: Any, stats: Mapping[str, Any], lams: Any) -> dict[str, Any]:
+    """Operating points of a policy re-routed under each ``lambda``, on every test view.
+
+    ``choices`` is ``[L, Q]`` (or ``[L, D, Q]`` with single-shot draws: the points are averaged
+    over draws); ``stats`` maps a view prefix to anything with per-pair ``q`` and ``c`` ``[Q, M]``
+    (:class:`evaluators.metrics.ViewStats`). Returns ``{"lams", "<p>C", "<p>Q"}`` lists.
+    """
+    out: dict[str, Any] = {"lams": [float(x) for x in lams]}
+    for prefix, vs in stats.items():
+        cost, qual = sweep_points(choices, vs.q, vs.c)  # [L] or [L, D]
+        if cost.ndim == 2:
+            cost, qual = cost.mean(axis=1), qual.mean(axis=1)
+        out[prefix + "C"] = cost.astype(float).tolist()
+        out[prefix + "Q"] = qual.astype(float).tolist()
+    return out
+
+
+# ------------------------------------------------------------------ comparing routers
+def compare_curves(
+    curves: Mapping[str, tuple[Any, Any]], budgets: Any = ()
+) -> tuple[float, dict[str, dict[str, Any] | None]]:
+    """AIQ and quality under budgets of several routers' points on one shared cost range.
+
+    The range is ``[0, hi]`` with ``hi`` the largest finite cost over every curve
+    (RouterBench's convention), so the AIQs are comparable. Non-finite points are dropped per
+    curve; a curve with no finite point maps to ``None``. When ``hi <= 0`` (every point free)
+    the AIQ is the curve's best quality. Returns ``(hi, {label: summary})``; a summary holds
+    ``aiq``, ``quality_at_budget [len(budgets)]``, ``n_points``, ``hull_vertices``,
+    ``min_cost`` and ``max_quality``.
+    """
+    b = np.asarray(budgets, dtype=float).ravel()
+    finite: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for label, (c, q) in curves.items():
+        c, q = np.asarray(c, dtype=float).ravel(), np.asarray(q, dtype=float).ravel()
+        ok = np.isfinite(c) & np.isfinite(q)
+        finite[label] = (c[ok], q[ok])
+    hi = max((float(c.max()) for c, _ in finite.values() if c.size), default=np.nan)
+    out: dict[str, dict[str, Any] | None] = {}
+    for label, (c, q) in finite.items():
+        if not c.size:
+            out[label] = None
+            continue
+        hc, hq = upper_hull(c, q)
+        out[label] = {
+            "aiq": aiq(c, q, (0.0, hi)) if hi > 0 else float(np.max(q)),
+            "quality_at_budget": _hull_curve(hc, hq, b),
+            "n_points": int(c.size),
+            "hull_vertices": int(hc.size),
+            "min_cost": float(c.min()),
+            "max_quality": float(q.max()),
+        }
+    return hi, out

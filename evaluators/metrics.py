@@ -1,18 +1,7 @@
-"""Held-out evaluation of routing decisions (SPEC §6).
-
-A routing policy picks one model per test query (``choices [Q]``, or ``[D, Q]`` for single-shot
-draws). On each test view (``r``: rewrite view, ``d``: decoding view) the chosen model is scored on
-the view's observations, which the router never saw:
-
-* ``U``: mean over queries of the mean per-observation utility ``q - lam * c~`` of the chosen
-  model over that query's observations in the view;
-* ``Q``: the same for quality ``q``; ``C``: the same for normalised cost ``c~``;
-* ``share``: the share of queries routed to each model.
-
-The per-pair view means are computed once (:class:`ViewStats`) and every policy is a gather from
-them. A query whose chosen model has no observation in the view is left out of that view's mean
-(with a warning): it is never scored as zero.
-"""
+"""Held-out evaluation of routing decisions (docs/spec.md §6): ``U``, ``Q``, ``C`` and shares of
+a policy on a test view, per query or averaged, the single-policy baselines and the true utility
+on simulated data. A routed pair with no observation in the view is left out of the mean (with a
+warning), never scored 0. Definitions: README "Evaluation" and docs/analyses.md."""
 
 from __future__ import annotations
 
@@ -92,6 +81,18 @@ def evaluate_choices(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[
     return out
 
 
+def per_query(stats: ViewStats, choices: np.ndarray, lam: float) -> dict[str, np.ndarray]:
+    """U, Q, C of the chosen model per query (``[..., Q]`` like ``choices``; NaN where the pair
+    has no observation in the view). Their NaN-skipping means over queries are
+    :func:`evaluate_choices`' metrics; the bootstrap resamples them."""
+    choices = np.asarray(choices, dtype=np.int64)
+    return {
+        "U": _gather(stats.u(lam), choices),
+        "Q": _gather(stats.q, choices),
+        "C": _gather(stats.c, choices),
+    }
+
+
 # ------------------------------------------------------------------ baselines
 def oracle_choices(stats: ViewStats, lam: float) -> np.ndarray:
     """Per query, the best model by the view's own mean utility (ties: lower cost, pool order)."""
@@ -153,7 +154,7 @@ def true_utility(
 
     ``tU``: mean over queries of the true ``mu_q - lam * mu_c - beta * sigma_q`` of the chosen
     model; ``tQ``: the same for true quality; ``t_best``: share of queries where the choice is
-    the true best model (SPEC §3 tie-breaking on the true values).
+    the true best model (docs/spec.md §3 tie-breaking on the true values).
     """
     u = utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
     best = select_models(u, truth.mu_c)
@@ -161,6 +162,19 @@ def true_utility(
         "tU": _gather(u, choices).mean(axis=-1),
         "tQ": _gather(truth.mu_q, choices).mean(axis=-1),
         "t_best": (np.asarray(choices) == best).mean(axis=-1),
+    }
+
+
+def true_per_query(
+    truth: TruthTable, choices: np.ndarray, lam: float, beta: float
+) -> dict[str, np.ndarray]:
+    """:func:`true_utility`'s ``tU``, ``tQ``, ``t_best`` per query (``[..., Q]``)."""
+    u = utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
+    best = select_models(u, truth.mu_c)
+    return {
+        "tU": _gather(u, choices),
+        "tQ": _gather(truth.mu_q, choices),
+        "t_best": (np.asarray(choices) == best).astype(float),
     }
 
 

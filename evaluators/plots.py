@@ -1,16 +1,6 @@
-"""Figures of the diagnostics and the cost-quality trade-off (the only module importing matplotlib).
-
-Pure data in, PNG out. Every figure is drawn on its own ``Figure`` with the Agg canvas (no
-pyplot, no global backend switch, safe in worker processes) and written atomically: to a
-temporary file in the target folder, then renamed into place with ``os.replace``.
-
-Inputs are the plain outputs of :mod:`evaluators.diagnostics` and :mod:`evaluators.frontier`:
-
-* ``plot_instability`` / ``plot_variance`` take ``{dataset: diagnose(...) dict}``;
-* ``plot_draw_histogram`` takes the per-draw test utilities of the single-shot routers;
-* ``plot_frontier`` takes ``{router: (cost[L], quality[L])}`` sweep points and
-  ``{model: (cost, quality)}`` fixed-model points.
-"""
+"""Figures (the only module importing matplotlib): diagnostics bars, draw histograms, frontier
+and budget / learning curves. Each is drawn on its own Agg ``Figure`` (no pyplot) and written
+atomically. Inputs and figures: docs/analyses.md, section 3."""
 
 from __future__ import annotations
 
@@ -206,4 +196,54 @@ def plot_frontier(
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_curves(
+    series: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    logx: bool = True,
+) -> Path:
+    """One line per series with 95% interval bars (budget and learning curves).
+
+    ``series``: ``{label: (x[K], mean[K], low[K], high[K])}``; points with a non-finite mean
+    are not drawn; a non-finite bound draws the point without its bar. The series are dodged
+    by a few percent along x so that their bars do not hide each other; the ticks are the x
+    values themselves.
+    """
+    if not series:
+        raise ValueError("plot_curves: nothing to plot")
+    fig = _new_figure(6.8, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    ticks: set[float] = set()
+    n = len(series)
+    for i, (label, values) in enumerate(series.items()):
+        try:
+            x, y, lo, hi = (np.asarray(v, dtype=float).ravel() for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label!r}: expected (x, mean, low, high)") from None
+        if not (x.shape == y.shape == lo.shape == hi.shape):
+            raise ValueError(f"{label!r}: x, mean, low and high differ in length")
+        ok = np.isfinite(x) & np.isfinite(y)
+        order = np.argsort(x[ok])
+        x, y, lo, hi = (a[ok][order] for a in (x, y, lo, hi))
+        err = np.vstack([np.where(np.isfinite(lo), y - lo, 0.0), np.where(np.isfinite(hi), hi - y, 0.0)])
+        ticks.update(x.tolist())
+        dodge = 1.0 + 0.025 * (i - (n - 1) / 2) if logx else 1.0
+        ax.errorbar(x * dodge, y, yerr=err, color=f"C{i % 10}", marker="o", markersize=4, capsize=3,
+                    label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xticks(sorted(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in sorted(ticks)])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)

@@ -8,8 +8,9 @@ import re
 import pytest
 
 from benchmark.app import collect as cli
+from benchmark.app.collect import run_cli
 from benchmark.collect.store import Store, StoreLockedError
-from benchmark.collect.testing import FakeOpenAIServer, read_rows, run_cli, write_fake_config
+from benchmark.collect.testing import FakeOpenAIServer, read_rows, write_fake_config
 
 REQUIRED = ("dataset", "split", "query_id", "model", "score", "cost", "prompt_variant_id", "decode_id",
             "original_question", "input_question", "question", "context", "passage", "usage", "request_config",

@@ -6,10 +6,11 @@ from decimal import Decimal
 
 import pytest
 from benchmark.app import collect as cli
+from benchmark.app.collect import run_cli
 from benchmark.collect.client import Budget, backoff_delay
 from benchmark.collect.config import RequestConfig
 from benchmark.collect.store import Store
-from benchmark.collect.testing import FakeOpenAIServer, read_rows, run_cli, write_fake_config
+from benchmark.collect.testing import FakeOpenAIServer, read_rows, write_fake_config
 
 
 def test_429_then_200_is_retried(tmp_path):
@@ -123,15 +124,15 @@ def test_key_is_read_from_env_and_never_written(tmp_path, monkeypatch):
             assert secret.encode() not in f.read_bytes(), f
 
 
-def test_missing_key_env_is_reported_per_item(tmp_path, monkeypatch):
+def test_missing_key_env_stops_before_any_request(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DARSBENCH_MISSING_KEY", raising=False)
     with FakeOpenAIServer() as srv:
         path = write_fake_config(tmp_path, srv.base_url, key_env="DARSBENCH_MISSING_KEY")
-        assert run_cli(path) == cli.EXIT_INCOMPLETE
+        assert run_cli(path) == cli.EXIT_CONFIG
         assert srv.requests == []
-    with Store(tmp_path / "work", lock=False) as st:
-        (err,) = st.errors()
-        assert "DARSBENCH_MISSING_KEY" in err["error"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["darsbench-collect: environment variable DARSBENCH_MISSING_KEY (API key of m) is not set or empty"]
+    assert not (tmp_path / "work").exists()
 
 
 def test_concurrency_limit_is_respected(tmp_path):

@@ -20,7 +20,7 @@ from benchmark.app.convert import (
 from benchmark.data.loader import load_dars_dir
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared/data/llmrouter-dcrouter"
+REAL = REPO / "benchmark/data/datasets/llmrouter-dcrouter"
 
 A, B, C = "m-a", "m-b", "m-c"
 
@@ -175,8 +175,7 @@ def test_whole_file_problems(tmp_path):
 
 
 def test_real_dcrouter_converts_loads_and_runs(tmp_path, monkeypatch):
-    if not (REAL / "train.json").is_file() or not (REAL / "test.json").is_file():
-        pytest.skip(f"real LLMRouter dcrouter data not found at {REAL} (train.json / test.json)")
+    assert {"train.json", "test.json", "LICENSE", "SOURCE.md"} <= {p.name for p in REAL.iterdir()}  # shipped
     from hydra import compose, initialize_config_dir
 
     from benchmark.app.cli import run_from_config
@@ -214,3 +213,10 @@ def test_real_dcrouter_converts_loads_and_runs(tmp_path, monkeypatch):
     assert 0.0 <= m["rQ"]["mean"] <= 1.0
     assert m["rU"]["mean"] == pytest.approx(m["dU"]["mean"])  # both views hold the same observation
     assert m["rU"]["std"] == pytest.approx(0.0)  # one observation per pair: every draw is the same
+
+
+def test_cli_default_src_is_the_shipped_copy(tmp_path, capsys):
+    assert main(["dcrouter", "--out", str(tmp_path / "d"), "--cost-proxy", "uniform"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 5608 queries x 9 models = 50472 rows" in out and "test:  500 queries" in out
+    assert (tmp_path / "d" / "dcrouter" / "metadata.json").is_file()

@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.data.errors import DataWarning
+from supervision.modes import dars_full
+
 from benchmark.data.dataset import (
     DarsDataset,
     ObservationBlock,
@@ -176,3 +179,15 @@ def test_normalisation_errors_and_constant_costs():
 def test_normalisation_keeps_absent_cells_absent():
     d = normalise_costs(_cost_dataset(extra_train_garbage=False))
     assert not d.train.present[0, 0, 0, 2] and np.isnan(d.train.cost[0, 0, 0, 2])
+
+
+def test_protocol_that_empties_a_training_pair_warns_with_the_count():
+    """Issue 11: query 0 / model 1 has rows only at view 2; keeping one rewrite empties it."""
+    sc = np.full((2, 2, 3, 1), 0.5)
+    sc[0, 1, :2] = np.nan
+    with pytest.warns(DataWarning, match="leaves 1 training \\(query, model\\) pairs"):
+        p = apply_protocol(block(sc, sc), 1, 1)
+    assert not p.present[0, 1].any() and p.present.sum() == 3
+    # the supervision targets of that pair are NaN, never a filled value
+    t = dars_full(p)
+    assert np.isnan(t.mu_q[0, 1]) and np.isfinite(t.mu_q[1]).all()

@@ -8,6 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from benchmark.data.simulator import PRESETS
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 DATASETS = "gpqa_like,math_like,drop_like"
@@ -21,6 +23,10 @@ EXPECTED = {
     "risk": {"cost.beta": "0,0.05,0.1,0.2,0.3,0.5", "supervision": "dars", "router": "knn",
              "dataset": DATASETS},
     "frontier": {"router": "glob(*)", "supervision": "single_shot,dars", "dataset": DATASETS},
+    "budget": {"arm": "single_shot,dars_1x5,dars_5x1,dars_3x3,dars_5x5", "train.budget": "225,450,900",
+               "router": "knn", "dataset": DATASETS},
+    "learning_curve": {"train.n_queries": "25,50,100,200,400", "supervision": "single_shot,dars",
+                       "router": "knn", "dataset": DATASETS},
 }
 
 
@@ -40,11 +46,11 @@ def test_experiment_composes_with_its_sweep(name):
     assert params == EXPECTED[name]
     # Every value the sweep names is an option of its group (or a valid value).
     for key, value in params.items():
-        if key in ("router", "supervision", "dataset", "protocol") and value != "glob(*)":
+        if key in ("router", "supervision", "dataset", "protocol", "arm") and value != "glob(*)":
             for v in value.split(","):
-                if key == "router" and v not in _options("router"):
-                    pytest.skip(f"conf/router/{v}.yaml is not there yet (another engineer's router)")
-                assert v in _options(key), f"{key}={v}"
+                assert v in _options(key), f"{key}={v}: no conf/{key}/{v}.yaml"
+    # `darsbench experiment=<name>` runs the sweep without -m.
+    assert cfg.hydra.mode.name == "MULTIRUN"
     # The experiment's first line says it is global (a small diff of the main config).
     assert (CONF / "experiment" / f"{name}.yaml").read_text().startswith("# @package _global_")
 
@@ -83,11 +89,28 @@ def test_preset_datasets_have_distinct_names(name):
     cfg = _compose([f"dataset={name}"])
     assert cfg.dataset.name == name and cfg.dataset.preset == name
     src = instantiate(cfg.dataset)
-    from benchmark.data.simulator import PRESETS
+    assert name in PRESETS, f"simulator preset {name!r} missing from benchmark.data.simulator.PRESETS"
+    assert src.simulator_config() == PRESETS[name]
 
-    if name not in PRESETS:
-        pytest.skip(f"simulator preset {name!r} not in benchmark.data.simulator.PRESETS yet")
-    assert src.simulator_config() is PRESETS[name] or src.simulator_config() == PRESETS[name]
+
+def test_experiment_runs_as_a_sweep_without_dash_m(tmp_path):
+    """`darsbench experiment=quickstart` (no -m) runs the four cells of its grid."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache")}
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.app.cli", "experiment=quickstart", "features=tfidf",
+         "dataset.overrides={n_train:30,n_test:12}", "supervision.n_draws=2", "router=knn",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = sorted(json.loads(p.read_text())["supervision"] for p in sweep.glob("*/results.json"))
+    assert cells == ["dars", "single_shot"]
+    assert (sweep / "leaderboard.md").exists() and (sweep / "sweep_manifest.json").exists()
 
 
 def test_command_line_wins_over_experiment_params():

@@ -99,10 +99,16 @@ def test_table1_rows_columns_values_and_missing_cell(runs, tmp_path):
     dars = _find(results, "dars", "dsA")
     assert f.set_index("method").loc["knn + DARS", "dsA dU"] == pytest.approx(dars["metrics"]["dU"]["mean"])
     assert np.isnan(f.set_index("method").loc["knn + DARS", "dsB rU"])
-    # Markdown: single-shot as mean ± std, DARS as a plain mean, the missing cell as a dash.
+    # Markdown: single-shot as mean ± std [95% interval], DARS as mean [interval], the missing
+    # cell as a dash; the intervals are the runs' own bootstrap intervals and hold the mean.
     m = ss["metrics"]["rU"]
-    assert f"| knn | {m['mean']:.4f} ± {m['std']:.4f} |" in t1.markdown
-    assert f"| knn + DARS | {dars['metrics']['rU']['mean']:.4f} | {dars['metrics']['dU']['mean']:.4f} | — | — |" in t1.markdown
+    lo, hi = m["ci"]
+    assert lo < m["mean"] < hi
+    assert f"| knn | {m['mean']:.4f} ± {m['std']:.4f} [{lo:.4f}, {hi:.4f}] |" in t1.markdown
+    assert row["dsA rU low"] == lo and row["dsA rU high"] == hi and row["dsA rU runs"] == 1
+    dr, dd = dars["metrics"]["rU"], dars["metrics"]["dU"]
+    assert (f"| knn + DARS | {dr['mean']:.4f} [{dr['ci'][0]:.4f}, {dr['ci'][1]:.4f}] | "
+            f"{dd['mean']:.4f} [{dd['ci'][0]:.4f}, {dd['ci'][1]:.4f}] | — | — |") in t1.markdown
     assert any("knn + DARS has no run on dsB" in x for x in rep.missing)
     assert "knn + DARS has no run on dsB" in rep.text
 
@@ -140,13 +146,21 @@ def test_settings_and_contents_are_never_mixed(runs, tmp_path):
     blocks = rep.tables["table1"]
     settings = [t.setting for t in blocks]
     assert any("lambda=0.05" in s for s in settings) and any("lambda=0.1" in s for s in settings)
-    main = next(t for t in blocks if "lambda=0.05" in t.setting).frame
-    # The seed-1 data set shares the name dsA: it gets its own column name@hash.
-    # The seed-1 data set shares the name dsA: each content gets its own column name@hash.
-    hashed = [c for c in main.columns if c.startswith("dsA@") and c.endswith(" rU")]
-    assert len(hashed) == 2
-    assert "dsA rU" not in main.columns and "dsB rU" in main.columns
-    assert any("different contents" in n for n in rep.notes)
+    main = next(t for t in blocks if "lambda=0.05" in t.setting).frame.set_index("method")
+    # The dataset.seed=1 data set is a seed replicate of dsA: one column, its DARS cell
+    # aggregates the two data seeds (mean of the two runs, n=2).
+    assert "dsA rU" in main.columns and not any(c.startswith("dsA@") for c in main.columns)
+    seed1 = L.load_results([runs["extra"] / "seed1"])[0]
+    seed0 = _find(_sweep_results(runs), "dars", "dsA")
+    assert seed1["dataset"]["content_hash"] != seed0["dataset"]["content_hash"]
+    assert main.loc["knn + DARS", "dsA rU runs"] == 2
+    want = (seed0["metrics"]["rU"]["mean"] + seed1["metrics"]["rU"]["mean"]) / 2
+    assert main.loc["knn + DARS", "dsA rU"] == pytest.approx(want)
+    # Same name and same data seed but other contents: those are never mixed (name@hash).
+    clash = copy.deepcopy(seed0)
+    clash["dataset"]["content_hash"] = "f" * 64
+    df = L.records_frame([seed0, clash])
+    assert sorted(df["column"]) == sorted([f"dsA@{seed0['dataset']['content_hash'][:8]}", "dsA@ffffffff"])
     assert any("cost/protocol settings" in n for n in rep.notes)
     lam01 = next(t for t in blocks if "lambda=0.1" in t.setting).frame
     ss01 = L.load_results([runs["extra"] / "lam"])[0]
@@ -186,19 +200,28 @@ def test_protocol_and_risk_tables_from_edited_copies(runs, tmp_path):
     assert "| beta=0.5 |" in r.markdown
 
 
-def test_duplicate_runs_are_pooled_and_said(runs):
+def test_seed_replicates_are_aggregated_with_a_t_interval(runs):
     ss = _find(_sweep_results(runs), "single_shot", "dsA")
     a, b = copy.deepcopy(ss), copy.deepcopy(ss)
     b["seed"] = 7
-    b["metrics"]["rU"] = {"mean": a["metrics"]["rU"]["mean"] + 0.1, "std": 0.02, "n": 5}
+    b["metrics"]["rU"] = {"mean": a["metrics"]["rU"]["mean"] + 0.1, "std": 0.02, "n": 5, "ci": [0, 1]}
     rep = L.Report()
     (t,) = L.table1(L.records_frame([a, b]), ("rU",), rep)
     cell = t.frame.set_index("method").loc["knn"]
     m1, s1 = a["metrics"]["rU"]["mean"], a["metrics"]["rU"]["std"]
     assert cell["dsA rU"] == pytest.approx(m1 + 0.05)
     assert cell["dsA rU std"] == pytest.approx(np.sqrt((s1**2 + 0.02**2) / 2 + 0.05**2))
-    assert "†" in t.markdown
-    assert any("2 runs pooled" in n and "seed" in n for n in rep.notes)
+    # Two seeds 0.1 apart: sd = 0.1 / sqrt(2), half-width t(0.975, 1) * sd / sqrt(2) = 12.7062 * 0.05.
+    assert cell["dsA rU low"] == pytest.approx(m1 + 0.05 - 12.7062047 * 0.05)
+    assert cell["dsA rU high"] == pytest.approx(m1 + 0.05 + 12.7062047 * 0.05)
+    assert cell["dsA rU runs"] == 2
+    assert "(n=2)" in t.markdown
+    assert not rep.notes  # seed replicates are the design, not a clash
+    c = copy.deepcopy(b)
+    c["n_draws"] = 9
+    rep = L.Report()
+    L.table1(L.records_frame([a, c]), ("rU",), rep)
+    assert any("2 runs aggregated" in n and "n_draws" in n for n in rep.notes)
 
 
 # ------------------------------------------------------------------------- frontier
@@ -336,3 +359,88 @@ def test_simple_table_values_and_cost_column():
     text = to_markdown(f.reset_index())
     assert "| knn | single_shot | 0.6000 ± 0.0100 | 0.7000 ± 0.0200 |" in text
     assert "| oracle | - | 0.9000 |" in text
+
+
+# ------------------------------------------------------------------ uncertainty (issue 13)
+def test_intervals_recomputed_from_the_decisions_file(runs):
+    """results.json's intervals are the bootstrap of the decisions file's per-query values."""
+    from evaluators import uncertainty as U
+
+    for res in _sweep_results(runs):
+        if res["dataset"]["name"] != "dsA" or res["supervision"] not in ("single_shot", "dars"):
+            continue
+        ids, vals = L.records.per_query_values(res, ("rU", "dU", "tU"))
+        boot = res["bootstrap"]
+        rs = U.resamples(len(ids), res["n_draws"], boot["resamples"], boot["seed"])
+        for m in ("rU", "dU", "tU"):
+            assert U.point_estimate(vals[m]) == pytest.approx(res["metrics"][m]["mean"], abs=1e-12)
+            lo, hi = U.interval(vals[m], rs)
+            assert res["metrics"][m]["ci"] == pytest.approx([lo, hi], abs=1e-12)
+        assert vals["rU"].shape == (res["n_draws"], res["dataset"]["n_test_queries"])
+
+
+def test_table1_paired_difference_from_decisions(runs, tmp_path):
+    from evaluators import uncertainty as U
+
+    rep = L.build_leaderboards([runs["sweep"]], tmp_path, plots=False)
+    (t,) = rep.tables["table1_diff"]
+    f = t.frame.set_index(["dataset", "metric"])
+    results = _sweep_results(runs)
+    ss, dars = _find(results, "single_shot", "dsA"), _find(results, "dars", "dsA")
+    _, a = L.records.per_query_values(dars, ("rU", "dU", "tU"))
+    _, b = L.records.per_query_values(ss, ("rU", "dU", "tU"))
+    for m in ("rU", "dU", "tU"):
+        want = U.paired_difference(a[m], b[m], resamples_n=dars["bootstrap"]["resamples"],
+                                   seed=dars["bootstrap"]["seed"])
+        row = f.loc[("dsA", m)]
+        assert row["diff"] == pytest.approx(dars["metrics"][m]["mean"] - ss["metrics"][m]["mean"], abs=1e-12)
+        assert (row["low"], row["high"], row["p"]) == pytest.approx((want["low"], want["high"], want["p"]))
+    # Holm over the table's cells; dsB has no dars run, so no comparison there.
+    assert set(t.frame["dataset"]) == {"dsA"} and (t.frame["correction"] == "holm").all()
+    np.testing.assert_allclose(t.frame["p_adjusted"], U.holm(t.frame["p"].to_numpy()))
+    assert "Holm over the 3 cells" in t.markdown
+    # Table 2's comparisons: dars against the ablated mode input_only, on dsA and dsB.
+    (t2,) = rep.tables["table2_diff"]
+    assert set(t2.frame["b"]) == {"input_only"} and set(t2.frame["dataset"]) == {"dsA"}
+
+
+def _handmade(root: Path, seed: int, data_seed: int, ru: float, mode: str = "dars") -> None:
+    """A minimal results.json of one run (no decisions file)."""
+    def metric(v):
+        return {"mean": v, "std": 0.0, "n": 1, "ci": [v - 0.1, v + 0.1]}
+
+    base = {"rU": 0.5, "dU": 0.5, "rQ": 0.5, "dQ": 0.5, "rC": 0.1, "dC": 0.1}
+    res = {
+        "dataset": {"name": "toy", "content_hash": f"hash{data_seed}"},
+        "cost": {"lam": 0.05, "beta": 0.0, "norm": "minmax"},
+        "protocol": {"n_rewrites": None, "n_decodes": None},
+        "router": "knn", "supervision": mode, "n_draws": 1, "seed": seed,
+        "metrics": {"rU": metric(ru), "dU": metric(ru / 2), "rQ": metric(ru), "dQ": metric(ru),
+                    "rC": metric(0.1), "dC": metric(0.1)},
+        "baselines": {"oracle": {**base, "rU": 0.9 + data_seed / 100}, "best_fixed": base, "random": base},
+        "config": {"dataset": {"seed": data_seed}},
+    }
+    folder = root / f"{mode}_{seed}_{data_seed}"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(res))
+
+
+def test_seed_aggregation_on_handmade_results(tmp_path):
+    for seed, data_seed, ru in ((0, 0, 0.60), (1, 1, 0.70), (2, 2, 0.80)):
+        _handmade(tmp_path / "runs", seed, data_seed, ru)
+    rep = L.build_leaderboards([tmp_path / "runs"], tmp_path / "out", plots=False)
+    (t,) = rep.tables["table1"]
+    row = t.frame.set_index("method").loc["knn + DARS"]
+    half = 4.30265273 * 0.1 / np.sqrt(3)  # t(0.975, 2) * s / sqrt(n), s = 0.1
+    assert row["toy rU"] == pytest.approx(0.7) and row["toy rU runs"] == 3
+    assert (row["toy rU low"], row["toy rU high"]) == pytest.approx((0.7 - half, 0.7 + half))
+    assert "0.7000 [" in t.markdown and "(n=3)" in t.markdown
+    # Baselines: one value per data content, aggregated the same way (oracle 0.90, 0.91, 0.92).
+    (b,) = rep.tables["baselines"]
+    orc = b.frame.set_index("baseline").loc["oracle"]
+    assert orc["toy rU"] == pytest.approx(0.91) and orc["toy rU runs"] == 3
+    # One run alone keeps its own bootstrap interval.
+    _handmade(tmp_path / "one", 0, 0, 0.6)
+    (t,) = L.build_leaderboards([tmp_path / "one"], tmp_path / "o1", plots=False).tables["table1"]
+    row = t.frame.set_index("method").loc["knn + DARS"]
+    assert (row["toy rU low"], row["toy rU high"], row["toy rU runs"]) == pytest.approx((0.5, 0.7, 1))

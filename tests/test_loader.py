@@ -179,7 +179,7 @@ def test_train_block_values_and_query_table(data_dir: Path, tmp_path: Path) -> N
 
 def test_test_views_split_and_share_query_order(data_dir: Path, tmp_path: Path) -> None:
     test = base_test()
-    test = [r for r in test if not (r["query_id"] == "t1" and r["observation_type"] == "decoding_variation")]
+    test = [r for r in test if not (r["query_id"] == "t1" and r["decode_id"] == 2)]
     write_rows(data_dir, None, test)
     ds = load(tmp_path)
     assert ds.test_queries["query_id"].tolist() == ["t1", "t2"]
@@ -188,9 +188,18 @@ def test_test_views_split_and_share_query_order(data_dir: Path, tmp_path: Path) 
     assert d.view_ids.tolist() == [-1] and d.decode_ids.tolist() == [0, 1, 2]
     assert r.n_queries == d.n_queries == 2
     assert r.present.all()
-    assert not d.present[0].any() and d.present[1].all()  # t1 has no decoding rows: masked
-    assert np.isnan(d.score[0]).all()
+    assert not d.present[0, :, :, 2].any() and d.present[0, :, :, :2].all() and d.present[1].all()
+    assert np.isnan(d.score[0, :, :, 2]).all()  # t1 has no decode 2: masked
     np.testing.assert_array_equal(d.score[1], 0.0)
+
+
+def test_a_test_query_without_one_view_is_rejected(data_dir: Path, tmp_path: Path) -> None:
+    """Issue 11: it used to load, then end the run in the oracle baseline with no file or query."""
+    test = [r for r in base_test() if not (r["query_id"] == "t1" and r["observation_type"] == "decoding_variation")]
+    write_rows(data_dir, None, test)
+    with pytest.raises(DataError, match=r"test_scored_generations.jsonl: field 'observation_type': "
+                       r"test query 't1' has no 'decoding_variation' rows \(1 test queries lack this view\)"):
+        load(tmp_path)
 
 
 def test_folder_given_directly(data_dir: Path, tmp_path: Path) -> None:
@@ -519,7 +528,7 @@ def test_cache_hit_skips_parsing(data_dir: Path, tmp_path: Path, monkeypatch) ->
     def boom(*a, **k):
         raise AssertionError("parsed despite the cache")
 
-    monkeypatch.setattr(loader, "_parse_split", boom)
+    monkeypatch.setattr(loader, "parse_split", boom)
     warm = load(tmp_path)
     assert warm.source["from_cache"] is True
     assert warm.source["content_hash"] == cold.source["content_hash"]
@@ -557,7 +566,7 @@ def test_cache_default_dir_and_opt_out(data_dir: Path, tmp_path: Path, monkeypat
 
 def test_damaged_cache_is_rebuilt(data_dir: Path, tmp_path: Path) -> None:
     first = load(tmp_path)
-    (Path(first.source["cache_path"]) / "arrays.npz").write_bytes(b"garbage")
+    (Path(first.source["cache_path"]) / "train.score.npy").write_bytes(b"garbage")
     with pytest.warns(DataWarning, match="unreadable cache"):
         again = load(tmp_path)
     assert again.source["from_cache"] is False

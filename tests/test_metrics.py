@@ -17,7 +17,7 @@ import pytest
 
 import independent_ref as ref
 from benchmark.data.dataset import DarsDataset, ObservationBlock, TruthTable, apply_protocol, normalise_costs
-from benchmark.app.run import baseline_results, evaluate_policy
+from evaluators.baselines import baseline_results, evaluate_policy
 from evaluators import metrics as M
 from supervision.modes import make_targets
 

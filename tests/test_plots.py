@@ -73,3 +73,17 @@ def test_plot_frontier(tmp_path: Path):
     path = tmp_path / "frontier.png"
     path.write_bytes(b"old")  # replaced atomically
     _check_png(plot_frontier(curves, fixed, path))
+
+
+def test_plot_curves_writes_a_png_and_checks_shapes(tmp_path):
+    from evaluators.plots import plot_curves
+
+    series = {"single_shot": ([225, 450, 900], [0.46, 0.47, 0.465], [0.42, 0.42, 0.42], [0.51, 0.51, 0.51]),
+              "dars 3x3": ([225, 450, 900], [0.50, 0.49, np.nan], [0.46, 0.44, np.nan], [0.55, 0.53, np.nan])}
+    path = plot_curves(series, tmp_path / "c.png", title="t", xlabel="budget", ylabel="tU")
+    img = mpimg.imread(path)
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    with pytest.raises(ValueError, match="differ in length"):
+        plot_curves({"a": ([1, 2], [0.1], [0.0], [0.2])}, tmp_path / "d.png")
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_curves({}, tmp_path / "e.png")

@@ -3,6 +3,8 @@ planted topic signal, files and cache, loader round trip."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import math
 import warnings
@@ -28,9 +30,12 @@ from benchmark.data.simulator import (
     normal_expect,
     pair_truth,
     simulate,
+    simulated_rows,
+    write_data,
     write_simulated,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL = SimulatorConfig(n_train=12, n_test=8)
 
 ROW_FIELDS = [
@@ -110,6 +115,14 @@ def test_presets_have_the_release_shapes():
         assert cfg.task == task, name
 
 
+def _calibration():
+    """``bench/calibrate_presets.py`` (a script, not a package module) loaded from its file."""
+    spec = importlib.util.spec_from_file_location("calibrate_presets", REPO / "bench" / "calibrate_presets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 #: Documented calibration (docstrings of the preset functions): mean over seeds 0-7.
 CALIBRATED = {
     "gpqa_like": {"outcome_instability": 0.722, "winner_flip_rate": 0.967, "variance_input_share": 0.292},
@@ -123,9 +136,7 @@ CALIBRATED = {
 @pytest.mark.parametrize("name", sorted(CALIBRATED))
 def test_presets_reproduce_their_calibration(name):
     """Seed 0 lands within about 3 seed-to-seed standard deviations of the documented means."""
-    from benchmark.data.simulator import simulated_diagnostics
-
-    got = simulated_diagnostics(PRESETS[name], 0)
+    got = _calibration().simulated_diagnostics(PRESETS[name], 0)
     for key, want in CALIBRATED[name].items():
         tol = 0.03 if key == "variance_input_share" else 0.08
         assert abs(got[key] - want) < tol, (key, got[key], want)
@@ -267,7 +278,7 @@ def test_multiple_choice_and_reading_styles(tmp_path):
         assert r["question"].count("\n") == 4 and r["gold"] in ("A", "B", "C", "D")
     rd = replace(SMALL, question_style="reading", task="f1")
     data = simulate(rd, 1, name="rd")
-    rows = list(data.rows("train"))
+    rows = list(simulated_rows(data, "train"))
     assert all(r["score_type"] == "f1" for r in rows)
     assert all(r["context"] == r["passage"] and len(r["context"]) > 20 for r in rows)
     assert all("passage" in r["input_question"] for r in rows)
@@ -515,3 +526,64 @@ def test_synthetic_source_loads_through_the_cache(cache_dir):
     assert ds.train.score.shape == (6, 6, 5, 5)
     assert ds.test_rewrite.score.shape == (4, 6, 3, 1) and ds.test_decoding.score.shape == (4, 6, 1, 3)
     assert ds.train_truth is not None and ds.test_truth is not None
+
+
+# ------------------------------------------------------------------- parity with the old simulator
+
+
+def _canon(v):
+    """JSON values with every number as a float (the writer may spell 1.0 as 1.0 or 1)."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, dict):
+        return {k: _canon(x) for k, x in v.items()}
+    return [_canon(x) for x in v]
+
+
+def _fingerprint(data) -> str:
+    h = hashlib.sha256()
+    for sp in (data.train, data.test):
+        for b in sp.blocks.values():
+            for a in (b.score, b.cost, b.view_ids, b.decode_ids):
+                h.update(np.ascontiguousarray(a).tobytes())
+        cols = sp.queries[["query_id", "text", "original_question", "gold"]].values.tolist()
+        h.update(json.dumps(cols).encode())
+        for a in (sp.truth.mu_q, sp.truth.mu_c, sp.truth.sigma_q):
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+#: Recorded with the per-row simulator before the columnar rewrite (issue 9): the same seed
+#: must keep giving the same observations, texts and truth.
+_OLD_FINGERPRINTS = {
+    ("default", 3): "ede4fcedf29a781ff8c9b67628c23f1e66eaebc25c9f89c950b67c2f1164d5f0",
+    ("drop_like", 1): "a9a9a5b32ce6335b669d9297c54c2df7a18e346bce16bd83b275e142f1eb2db6",
+    ("gpqa_like", 2): "7e307f1de418b4378746e530b19582df66645263d98eaa4f9ee62ff001f1d615",
+}
+_OLD_ROWS_DIGEST = "02e7ac0fe2c5535f9cdb92b8253262a943fbe0d56c2c407354add1a440524749"
+#: sha256 of the old writer's train JSONL + test JSONL + truth.csv bytes (same config and seed).
+_OLD_BYTES_DIGEST = "ba8dcbc0123c035bdd6a0e4d0340edbfb7913bdefa60ae5dc600f70cdfdea2b1"
+
+
+@pytest.mark.parametrize("preset,seed", sorted(_OLD_FINGERPRINTS))
+def test_same_observations_as_before_the_columnar_writer(preset, seed):
+    data = simulate(replace(PRESETS[preset], n_train=15, n_test=7), seed)
+    assert _fingerprint(data) == _OLD_FINGERPRINTS[(preset, seed)]
+
+
+def test_written_rows_equal_the_old_writers_rows(tmp_path):
+    """Every field of every row, in file order, as the old f-string writer wrote them."""
+    data = simulate(replace(PRESETS["default"], n_train=5, n_test=3), 3, name="syn")
+    folder = write_data(data, tmp_path)
+    rows = _read_jsonl(folder / "train_scored_generations.jsonl") + _read_jsonl(
+        folder / "test_scored_generations.jsonl"
+    )
+    assert len(rows) == 858
+    assert hashlib.sha256(json.dumps([_canon(r) for r in rows]).encode()).hexdigest() == _OLD_ROWS_DIGEST
+    # and byte for byte (so a dataset's content hash, shown in leaderboards, does not move)
+    h = hashlib.sha256()
+    for f in ("train_scored_generations.jsonl", "test_scored_generations.jsonl", "truth.csv"):
+        h.update((folder / f).read_bytes())
+    assert h.hexdigest() == _OLD_BYTES_DIGEST

@@ -1,15 +1,23 @@
-"""Hydra callbacks: build the leaderboards of a sweep when the multirun ends."""
+"""Hydra callbacks: prepare a sweep before its cells, report on it when the multirun ends."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hydra.experimental.callback import Callback
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from benchmark.app import sweep as S
+from evaluators.diagnostics_report import diagnostics_markdown, write_diagnostics
+from evaluators.leaderboard import build_leaderboards, write_leaderboard
 
 
 def sweep_command(config: DictConfig) -> str:
@@ -23,7 +31,13 @@ def sweep_command(config: DictConfig) -> str:
 
 
 class LeaderboardCallback(Callback):
-    """At the end of a multirun, in the sweep folder:
+    """At the start of a multirun: ``sweep_manifest.json`` (every cell of the grid) and the
+    dataset / feature caches, built once for all cells (:mod:`benchmark.app.sweep`).
+
+    At the end of a multirun, in the sweep folder:
+
+    * ``sweep_status.md`` / ``.json``: finished, failed and missing cells (printed when any
+      failed or is missing); the process exits with status 1 when a cell failed;
 
     * ``leaderboard.md`` / ``leaderboard.csv``: the long table of every run (printed);
     * ``leaderboard/``: the paper-shaped tables, figures and missing cells of
@@ -34,15 +48,38 @@ class LeaderboardCallback(Callback):
     sweep (every job's ``results.json`` is already on disk).
     """
 
-    def __init__(self, analyses: bool = True) -> None:
+    def __init__(self, analyses: bool = True, prepare: bool = True) -> None:
         self.analyses = analyses
+        self.prepare = prepare
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        t0 = time.perf_counter()
+        manifest = S.write_manifest(config, sweep_command(config))
+        if manifest is None:
+            return
+        configs = manifest.pop("_configs")
+        problems = S.prepare_caches(configs) if self.prepare else []
+        print(f"darsbench: sweep of {len(configs)} cells in {config.hydra.sweep.dir}; caches "
+              f"ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        for line in problems:
+            print(f"darsbench: cache not prepared for {line}", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from evaluators.leaderboard import build_leaderboards, write_leaderboard
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
+        status = S.write_status(sweep_dir)
+        try:
+            self._leaderboards(config, sweep_dir)
+        finally:
+            if status is not None and (status["failed"] or status["missing"]):
+                print("\n" + S.status_markdown(status))
+            if status is not None and status["failed"]:
+                print(f"darsbench: {len(status['failed'])} of {status['n_cells']} cells failed "
+                      f"(see {sweep_dir / S.STATUS_MD})", file=sys.stderr)
+                sys.exit(1)
+
+    def _leaderboards(self, config: DictConfig, sweep_dir: Path) -> None:
         text = write_leaderboard([sweep_dir], sweep_dir)
         if text:
             print(text)
@@ -67,16 +104,12 @@ class LeaderboardCallback(Callback):
         logger_cfg = config.get("logger")
         if logger_cfg is None or not hasattr(logger_cfg, "get") or not logger_cfg.get("_target_"):
             return
-        from hydra.utils import get_class
-
         try:
             cls = get_class(str(logger_cfg["_target_"]))
         except Exception:  # noqa: BLE001 - the jobs already reported a bad logger
             return
         if not hasattr(cls, "log_leaderboard"):
             return
-        import pandas as pd
-        from hydra.utils import instantiate
 
         try:
             logger = instantiate(logger_cfg)
@@ -100,10 +133,6 @@ class DiagnoseCallback(Callback):
     ``draw_histogram_<dataset>.png`` (Fig. 2c) in the sweep folder."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        import json
-
-        from benchmark.app.diagnose import diagnostics_markdown, write_diagnostics
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return

@@ -1,4 +1,4 @@
-"""``darsbench-diagnose``: SPEC §7 diagnostics of a dataset (paper Fig. 2), as a Hydra app.
+"""``darsbench-diagnose``: docs/spec.md §7 diagnostics of a dataset (paper Fig. 2), as a Hydra app.
 
     darsbench-diagnose dataset=gpqa_like
     darsbench-diagnose -m dataset=gpqa_like,math_like,drop_like
@@ -27,40 +27,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from benchmark.data.io import atomic_write_frame, atomic_write_json, atomic_write_text  # noqa: E402
+from benchmark.app import resolvers  # noqa: E402,F401 - registers ${darsbench.*} before composing
+from benchmark.app.run import CellSpec, run_cell  # noqa: E402
+from benchmark.app.schema import DiagnoseSchema, validate_or_exit  # noqa: E402
+from benchmark.app.threads import cell_threads, limit_threads  # noqa: E402
+from benchmark.data.dataset import normalise_costs  # noqa: E402
+from benchmark.data.io import atomic_write_json  # noqa: E402
+from evaluators.diagnostics import diagnose, draw_summary, variance_decomposition  # noqa: E402
+from evaluators.diagnostics_report import (  # noqa: E402
+    diagnostics_markdown, paper_reference, write_diagnostics,
+)
+from evaluators.leaderboard import load_results  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 DIAGNOSTICS_SCHEMA = "darsbench.diagnostics/1"
-
-#: Table columns: (diagnose key, header).
-COLUMNS = (
-    ("outcome_instability", "outcome instability"),
-    ("winner_flip_rate", "winner flip rate"),
-    ("single_vs_da_disagreement", "single-vs-DA disagreement"),
-    ("variance_input_side", "input-side var"),
-    ("variance_output_side", "output-side var"),
-    ("variance_total", "total var"),
-    ("variance_input_share", "input share"),
-)
-
-#: Paper values (SPEC §7) for the release datasets and their simulated look-alikes.
-PAPER_REFERENCE: dict[str, dict[str, float]] = {
-    "gpqa": {"outcome_instability": 0.715, "winner_flip_rate": 0.970},
-    "math-500": {"winner_flip_rate": 0.645},
-    "drop-800": {"winner_flip_rate": 0.665, "single_vs_da_disagreement": 0.471},
-}
-_LOOKALIKE = {"gpqa_like": "gpqa", "math_like": "math-500", "drop_like": "drop-800"}
-
-
-def paper_reference(name: str) -> dict[str, float]:
-    return PAPER_REFERENCE.get(_LOOKALIKE.get(name, name), {})
-
 
 # ------------------------------------------------------------------------ router variance
 def _pick(results: list[dict[str, Any]], mode: str, dataset: str, router: str | None) -> dict | None:
@@ -77,8 +62,6 @@ def _pick(results: list[dict[str, Any]], mode: str, dataset: str, router: str | 
 
 
 def _draws_from_files(hcfg: DictConfig, dataset: str, router: str) -> tuple[dict, dict | None]:
-    from evaluators.leaderboard import load_results
-
     found = load_results([hcfg.results])
     ss = _pick(found, "single_shot", dataset, router)
     if ss is None or not (ss.get("per_draw") or {}).get(hcfg.metric):
@@ -91,8 +74,6 @@ def _draws_from_files(hcfg: DictConfig, dataset: str, router: str) -> tuple[dict
 
 
 def _run_cells(cfg: DictConfig, out_dir: Path, router_name: str) -> tuple[dict, dict]:
-    from benchmark.app.run import CellSpec, run_cell
-
     results = {}
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for mode in ("single_shot", "dars"):
@@ -122,8 +103,6 @@ def router_variance(
     cfg: DictConfig, out_dir: Path, router_name: str, dataset_name: str, content_hash: str | None
 ) -> dict[str, Any] | None:
     """Fig. 2(c) data: per-draw values of the single-shot routers and the DARS value."""
-    from evaluators.diagnostics import draw_summary
-
     h = cfg.histogram
     if not h.enabled:
         return None
@@ -160,124 +139,9 @@ def router_variance(
     return out
 
 
-# ------------------------------------------------------------------------------ tables
-def diagnostics_frame(payloads: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per dataset: every diagnostic, the router-variance summary, paper values."""
-    rows = []
-    for p in payloads:
-        d = p["diagnostics"]
-        row: dict[str, Any] = {"dataset": p["dataset"]["name"],
-                               "content_hash": p["dataset"].get("content_hash"),
-                               "lam": d["lam"], "align": d["align"]}
-        row.update({k: d[k] for k, _ in COLUMNS})
-        row.update({k: d[k] for k in ("n_queries", "n_models", "n_pairs_observed", "n_label_positions")})
-        rv = p.get("router_variance")
-        if rv:
-            s = rv["summary"]
-            row.update({
-                "router": rv["router"], "metric": rv["metric"], "draws": s["n"],
-                "draws_mean": s["mean"], "draws_std": s["std"], "draws_min": s["min"],
-                "draws_max": s["max"], "dars_value": rv["dars_value"],
-            })
-        for k, v in paper_reference(row["dataset"]).items():
-            row[f"paper {k}"] = v
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def diagnostics_markdown(payloads: list[dict[str, Any]], header: list[str] | None = None) -> str:
-    lines = [f"<!-- {h.replace('-->', '-- >')} -->" for h in header or []]
-    lam = ", ".join(f"{v:g}" for v in sorted({p["diagnostics"]["lam"] for p in payloads}))
-    lines += [f"**Diagnostics of single-shot supervision** (training observations, lambda={lam})", ""]
-    lines.append("| dataset | " + " | ".join(h for _, h in COLUMNS) + " |")
-    lines.append("|---|" + "---:|" * len(COLUMNS))
-    for p in payloads:
-        d = p["diagnostics"]
-        lines.append(f"| {p['dataset']['name']} | " + " | ".join(f"{d[k]:.4f}" for k, _ in COLUMNS) + " |")
-    refs = [(p["dataset"]["name"], paper_reference(p["dataset"]["name"])) for p in payloads]
-    refs = [(n, r) for n, r in refs if r]
-    if refs:
-        lines += ["", "Paper values (SPEC §7): " + "; ".join(
-            f"{n}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.items()) for n, r in refs)]
-    per_model = [p for p in payloads if p.get("per_model")]
-    for p in per_model:
-        pm = p["per_model"]
-        lines += ["", f"**Variance per model: {p['dataset']['name']}**", "",
-                  "| model | input-side | output-side | total | input share |", "|---|---:|---:|---:|---:|"]
-        for j, m in enumerate(p["dataset"]["models"]):
-            lines.append(
-                f"| {m} | {pm['input_side'][j]:.4f} | {pm['output_side'][j]:.4f} | "
-                f"{pm['total'][j]:.4f} | {pm['input_share'][j]:.4f} |"
-            )
-    rvs = [p for p in payloads if p.get("router_variance")]
-    if rvs:
-        lines += ["", "**Router variance over single-shot draws** (Fig. 2c)", "",
-                  "| dataset | router | metric | draws | mean ± std | min | p5 | p95 | max | DARS | draws below DARS |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for p in rvs:
-            rv, s = p["router_variance"], p["router_variance"]["summary"]
-            dv = "—" if rv["dars_value"] is None else f"{rv['dars_value']:.4f}"
-            below = rv.get("share_of_draws_below_dars")
-            lines.append(
-                f"| {p['dataset']['name']} | {rv['router']} | {rv['metric']} | {s['n']} | "
-                f"{s['mean']:.4f} ± {s['std']:.4f} | {s['min']:.4f} | {s['p5']:.4f} | {s['p95']:.4f} | "
-                f"{s['max']:.4f} | {dv} | {'—' if below is None else f'{below:.2f}'} |"
-            )
-            if rv.get("warning"):
-                lines.append(f"\nwarning: {rv['warning']}")
-    lines += ["", "Outcome instability: share of (query, model) pairs whose scores are not all equal. "
-              "Winner flip rate: share of queries whose single-shot label (argmax of q - lambda c~ "
-              "of the k-th observation) changes with k. Disagreement: share of (query, k) whose "
-              "single-shot label differs from argmax (mu_q - lambda mu_c). Input-side: population "
-              "variance of per-rewrite mean scores; output-side: mean within-rewrite population "
-              "variance (both averaged over pairs). Definitions: docs/analyses.md."]
-    return "\n".join(lines)
-
-
-def write_diagnostics(
-    payloads: list[dict[str, Any]], out_dir: Path, *, header: list[str] | None = None,
-    histogram: bool = True,
-) -> list[Path]:
-    """diagnostics.md / .csv, instability.png, variance.png (+ draw_histogram*.png) in ``out_dir``."""
-    from evaluators.plots import plot_draw_histogram, plot_instability, plot_variance
-
-    out_dir = Path(out_dir)
-    files = [atomic_write_text(out_dir / "diagnostics.md", diagnostics_markdown(payloads, header) + "\n")]
-    frame = diagnostics_frame(payloads)
-    if header:  # '#' lines first, as the leaderboards: pandas.read_csv(path, comment="#")
-        lines = "".join(f"# {h}\n" for h in header)
-        files.append(atomic_write_text(out_dir / "diagnostics.csv", lines + frame.to_csv(index=False)))
-    else:
-        files.append(atomic_write_frame(out_dir / "diagnostics.csv", frame))
-    by_name: dict[str, dict] = {}
-    for p in payloads:
-        name = p["dataset"]["name"]
-        if name in by_name:  # same name, different content or setting: keep both bars
-            name = f"{name}@{str(p['dataset'].get('content_hash'))[:8]}"
-        by_name[name] = p["diagnostics"]
-    files.append(plot_instability(by_name, out_dir / "instability.png"))
-    files.append(plot_variance(by_name, out_dir / "variance.png"))
-    if histogram:
-        for p in payloads:
-            rv = p.get("router_variance")
-            if not rv:
-                continue
-            fname = "draw_histogram.png" if len(payloads) == 1 else f"draw_histogram_{p['dataset']['name']}.png"
-            files.append(plot_draw_histogram(
-                rv["values"], out_dir / fname, dars_value=rv["dars_value"],
-                title=f"{rv['router']} on {p['dataset']['name']}: test {rv['metric']} over "
-                      f"{len(rv['values'])} single-shot draws",
-                xlabel=f"test {rv['metric']}",
-            ))
-    return files
-
-
 # ------------------------------------------------------------------------------- job
 def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn") -> dict[str, Any]:
     """Diagnose ``cfg.dataset``; write every output into ``out_dir``; return the payload."""
-    from benchmark.data.dataset import normalise_costs
-    from evaluators.diagnostics import diagnose, variance_decomposition
-
     out_dir = Path(out_dir)
     cache_dir = Path(os.path.expanduser(str(cfg.cache_dir)))
     data = normalise_costs(instantiate(cfg.dataset).load(cache_dir), str(cfg.cost.norm))
@@ -310,9 +174,11 @@ def run_diagnose(cfg: DictConfig, out_dir: str | Path, router_name: str = "knn")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="diagnose")
 def main(cfg: DictConfig) -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    validate_or_exit(cfg, DiagnoseSchema, "darsbench-diagnose")  # every value checked before any work (schema.py)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     router_name = hc.runtime.choices.get("router", "router")
+    limit_threads(cell_threads(cfg.get("threads"), hc.launcher))
     payload = run_diagnose(cfg, out_dir, router_name)
     print(diagnostics_markdown([payload]))
     print(f"\ndiagnostics: {out_dir / 'diagnostics.json'} (+ .md, .csv, instability.png, variance.png"

@@ -15,6 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from benchmark.app.sweep import status_markdown, write_status
 from evaluators.leaderboard import DEFAULT_BUDGETS, DEFAULT_METRICS, build_leaderboards
 
 
@@ -47,6 +48,14 @@ def parser() -> argparse.ArgumentParser:
                    help="frontier points: mean of the two test views (default), rewrite or decoding view")
     p.add_argument("--hist-metric", default="rU", help="metric of the draw histograms (default rU)")
     p.add_argument("--no-plots", action="store_true", help="write tables only")
+    p.add_argument("--plot-kinds", type=_names, default=None,
+                   help="draw only these figures: frontier,hist,budget,learning_curve (default all)")
+    p.add_argument("--compare", type=_names, action="append", default=[],
+                   help="extra paired comparison of two supervision modes A,B (A - B); repeatable")
+    p.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                   help="multiple-comparison correction per comparison table (default holm)")
+    p.add_argument("--resamples", type=int, default=None,
+                   help="bootstrap resamples of the paired comparisons (default: as recorded in the runs)")
     p.add_argument("--note", action="append", default=[],
                    help="extra header line for every file (e.g. the sweep command); repeatable")
     p.add_argument("--quiet", action="store_true", help="do not print the summary")
@@ -55,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for pair in args.compare:
+        if len(pair) != 2:
+            print(f"darsbench-leaderboard: --compare takes two modes A,B, got {','.join(pair)!r}", file=sys.stderr)
+            return 2
     argv = sys.argv[1:] if argv is None else argv
     for path in args.paths:
         if not Path(path).exists():
@@ -69,8 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     report = build_leaderboards(
         args.paths, args.out, metrics=args.metrics, budgets=args.budgets,
         frontier_view=args.frontier_view, hist_metric=args.hist_metric, header=header,
-        plots=not args.no_plots,
+        plots=False if args.no_plots else (args.plot_kinds or True), compare=[tuple(c) for c in args.compare],
+        correction=args.correction, resamples=args.resamples,
     )
+    # A sweep folder with its manifest: finished / failed / missing cells of its own grid.
+    statuses = [s for s in (write_status(p) for p in args.paths if Path(p).is_dir()) if s is not None]
+    for status in statuses:
+        print(status_markdown(status))
     if report.n_results == 0:
         print(f"darsbench-leaderboard: no results.json under {', '.join(args.paths)}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+
 
 def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
     """``{metric: mean}`` plus ``{metric_std: std}`` for metrics measured over draws."""
@@ -90,8 +92,6 @@ def import_wandb() -> Any:
 def sweep_group() -> str | None:
     """The sweep folder's name when running inside a Hydra multirun job, else None."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         if HydraConfig.initialized():
             hc = HydraConfig.get()
             if hc.mode is not None and hc.mode.name == "MULTIRUN":

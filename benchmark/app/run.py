@@ -21,8 +21,14 @@ import pandas as pd
 
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
 from benchmark.data.io import atomic_write_frame, atomic_write_json
+from benchmark.features import compute_features
 from evaluators import metrics as M
-from evaluators.frontier import sweep_points
+from evaluators import uncertainty as U
+from evaluators.baselines import (
+    baseline_per_query, baseline_results, cell_intervals, evaluate_policy, policy_per_query,
+)
+from evaluators.budget import generations_used, training_queries
+from evaluators.frontier import frontier_points
 from routers.bundle import QueryEncoder, save_bundle
 from supervision.modes import make_targets
 
@@ -49,6 +55,10 @@ class CellSpec:
     cache_dir: Path | None = None
     decisions_format: str = "parquet"
     save_router: bool = False
+    n_train_queries: int | None = None
+    train_budget: int | None = None
+    bootstrap_resamples: int = U.RESAMPLES
+    bootstrap_seed: int = 0
 
 
 def package_versions() -> dict[str, str]:
@@ -71,114 +81,15 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
     return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": int(v.size)}
 
 
-def evaluate_policy(
-    data: DarsDataset,
-    stats: dict[str, M.ViewStats],
-    choices: np.ndarray,
-    lam: float,
-    beta: float,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metrics ``rU, rQ, rC, dU, dQ, dC`` (+ ``tU, tQ, t_best`` on simulated data) and shares."""
-    values: dict[str, np.ndarray] = {}
-    shares: dict[str, np.ndarray] = {}
-    for prefix, vs in stats.items():
-        res = M.evaluate_choices(vs, choices, lam)
-        for k in M.VIEW_METRICS:
-            values[prefix + k] = res[k]
-        shares[prefix] = res["share"]
-    if data.test_truth is not None:
-        values.update(M.true_utility(data.test_truth, choices, lam, beta))
-    return values, shares
-
-
-def baseline_results(
-    data: DarsDataset, stats: dict[str, M.ViewStats], lam: float, beta: float
-) -> dict[str, dict[str, Any]]:
-    """oracle, best_fixed, random, cheapest and largest on every view (SPEC §5)."""
-    models = list(data.models)
-    out: dict[str, dict[str, Any]] = {}
-    per_view: dict[str, dict[str, dict]] = {"oracle": {}, "best_fixed": {}, "random": {}}
-    for prefix, vs in stats.items():
-        orc = M.evaluate_choices(vs, M.oracle_choices(vs, lam), lam)
-        bf_model = M.best_fixed_choice(vs, lam)
-        bf = M.evaluate_choices(vs, np.full(vs.q.shape[0], bf_model), lam)
-        rnd = M.random_metrics(vs, lam)
-        for name, res in (("oracle", orc), ("best_fixed", bf), ("random", rnd)):
-            for k in M.VIEW_METRICS:
-                per_view[name][prefix + k] = float(res[k])
-            per_view[name][prefix + "_share"] = dict(zip(models, map(float, res["share"])))
-        per_view["best_fixed"][prefix + "_model"] = models[bf_model]
-    out.update(per_view)
-    # Every fixed model's (quality, cost) on each view: the reference points of the frontier.
-    # One vectorised pass: policy j routes every query to model j.
-    n_test = data.test_queries.shape[0]
-    every_model = np.repeat(np.arange(len(models))[:, None], n_test, axis=1)  # [M, Q]
-    fixed_models: dict[str, dict[str, float]] = {m: {} for m in models}
-    for prefix, vs in stats.items():
-        res = M.evaluate_choices(vs, every_model, lam)
-        for k in M.VIEW_METRICS:
-            for j, m in enumerate(models):
-                fixed_models[m][prefix + k] = float(res[k][j])
-    out["fixed_models"] = fixed_models
-    # cheapest / largest are properties of the data, not of the supervision mode, protocol or
-    # seed: mean normalised cost over ALL training observations (the leaderboard shows one
-    # baseline row per setting, whichever cell it comes from).
-    mu_c_train = M.masked_mean(data.train.cost, data.train.present, (2, 3))
-    params = data.model_table["params_b"].to_numpy(float) if "params_b" in data.model_table else None
-    for name, m in (
-        ("cheapest", M.cheapest_choice(mu_c_train)),
-        ("largest", M.largest_choice(params, mu_c_train)),
-    ):
-        vals, shares = evaluate_policy(data, stats, np.full(n_test, m), lam, beta)
-        res = {k: float(v) for k, v in vals.items()}
-        res["model"] = models[m]
-        out[name] = res
-    if data.test_truth is not None:
-        truth = data.test_truth
-        best = M.true_oracle_choices(truth, lam, beta)
-        out["oracle"].update({k: float(v) for k, v in M.true_utility(truth, best, lam, beta).items()})
-        u = M.utility(truth.mu_q, truth.mu_c, truth.sigma_q, lam, beta)
-        t_fixed = int(M.select_models(u.mean(axis=0), truth.mu_c.mean(axis=0)))
-        tf = M.true_utility(truth, np.full(n_test, t_fixed), lam, beta)
-        out["best_fixed"].update({k: float(v) for k, v in tf.items()})
-        out["best_fixed"]["t_model"] = models[t_fixed]
-        out["random"]["tU"] = float(u.mean())
-        out["random"]["tQ"] = float(truth.mu_q.mean())
-    return out
-
-
-def frontier_points(
-    router: Any,
-    X_test: Any,
-    decision: Any,
-    stats: dict[str, M.ViewStats],
-    lams: list[float],
-    beta: float,
-) -> dict[str, Any] | None:
-    """Re-route under each lambda without retraining; (cost, quality) per view and lambda.
-
-    ``router.route_grid`` re-scores a signal router's ``decision.signals`` and asks any other
-    router to route again at each lambda. For single-shot draws the points are averaged over
-    draws.
-    """
-    if not lams:
-        return None
-    out: dict[str, Any] = {"lams": [float(x) for x in lams]}
-    choices = router.route_grid(X_test, lams, beta, decision)  # [L, (D,) Q]
-    for prefix, vs in stats.items():
-        cost, qual = sweep_points(choices, vs.q, vs.c)  # [L] or [L, D]
-        if cost.ndim == 2:
-            cost, qual = cost.mean(axis=1), qual.mean(axis=1)
-        out[prefix + "C"] = cost.astype(float).tolist()
-        out[prefix + "Q"] = qual.astype(float).tolist()
-    return out
-
-
-def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
+def decisions_frame(
+    data: DarsDataset, decision: Any, per_query: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Per-query decisions: query_id, draw, chosen model and the router's per-model outputs.
 
     ``decision.outputs`` names them: predicted ``mu_q``, ``mu_c``, ``sigma_q`` for a signal
     router, routing ``score`` otherwise; one column ``<name>[<model>]`` per model.
+    ``per_query`` adds each metric's per-query value (``rU``, ... of the chosen model), what the
+    bootstrap and the leaderboard's paired comparisons resample.
     """
     ch = np.atleast_2d(decision.choices)  # [D, Q]
     n_draws, n_q = ch.shape
@@ -192,31 +103,43 @@ def decisions_frame(data: DarsDataset, decision: Any) -> pd.DataFrame:
         arr = np.asarray(values).reshape(n_draws * n_q, -1)
         for j, m in enumerate(models):
             cols[f"{name}[{m}]"] = arr[:, j]
+    for k, v in (per_query or {}).items():
+        cols[k] = np.broadcast_to(np.atleast_2d(v), (n_draws, n_q)).ravel().astype(float)
     return pd.DataFrame(cols)
 
 
-def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[str, Any]:
-    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``."""
+def run_cell(
+    spec: CellSpec, out_dir: Path, config: dict | None = None, *,
+    data: DarsDataset | None = None, extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one cell and write ``results.json`` + ``decisions.<fmt>`` into ``out_dir``.
+
+    ``data``: the source's dataset when already loaded (raw costs); ``extra``: more top-level
+    entries of results.json (the sweep's fingerprint and cell, benchmark/app/sweep.py).
+    """
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    raw = spec.source.load(spec.cache_dir)
+    raw = data if data is not None else spec.source.load(spec.cache_dir)
     data = normalise_costs(raw, spec.cost_norm)
     timings["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     train_block = apply_protocol(data.train, spec.n_rewrites, spec.n_decodes)
+    train_texts = data.train_queries["text"].tolist()
+    n_train = training_queries(train_block, spec.mode, spec.n_train_queries, spec.train_budget)
+    if n_train is not None:  # the first n training queries (the simulator draws them i.i.d.)
+        train_block = train_block.subset_queries(np.arange(n_train))
+        train_texts = train_texts[:n_train]
     targets = make_targets(train_block, spec.mode, n_draws=spec.n_draws, seed=spec.seed)
     beta_eff = targets.effective_beta(spec.beta)
     timings["targets"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from benchmark.features import compute_features
-
     X_train, X_test = compute_features(
         spec.featurizer,
-        data.train_queries["text"].tolist(),
+        train_texts,
         data.test_queries["text"].tolist(),
         cache_dir=spec.cache_dir,
     )
@@ -240,11 +163,22 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         values["gap_" + key] = M.gap_closed(
             values[key], baselines["best_fixed"][key], baselines["oracle"][key]
         )
-    frontier = frontier_points(spec.router, X_test, decision, stats, spec.frontier_lams, beta_eff)
+    n_test = data.test_queries.shape[0]
+    rs = U.resamples(n_test, targets.n_draws, spec.bootstrap_resamples, spec.bootstrap_seed)
+    per_query = policy_per_query(data, stats, choices, spec.lam, spec.beta)
+    metric_ci, baseline_ci = cell_intervals(
+        per_query, baseline_per_query(data, stats, baselines, spec.lam, spec.beta), rs
+    )
+    for name, ci in baseline_ci.items():
+        baselines[name]["ci"] = ci
+    frontier = None
+    if spec.frontier_lams:
+        lam_choices = spec.router.route_grid(X_test, spec.frontier_lams, beta_eff, decision)  # [L, (D,) Q]
+        frontier = frontier_points(lam_choices, stats, spec.frontier_lams)
     timings["evaluate"] = time.perf_counter() - t
 
     models = list(data.models)
-    metrics = {k: _summary(v) for k, v in values.items()}
+    metrics = {k: {**_summary(v), "ci": metric_ci[k]} for k, v in values.items()}
     per_draw = {k: np.atleast_1d(v).astype(float).tolist() for k, v in values.items()} if targets.has_draws else None
     share_summary = {
         p: dict(zip(models, np.atleast_2d(s).mean(axis=0).astype(float).tolist()))
@@ -271,6 +205,17 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "protocol": {"n_rewrites": spec.n_rewrites, "n_decodes": spec.n_decodes},
         "cost": {"lam": spec.lam, "beta": spec.beta, "beta_effective": beta_eff, "norm": spec.cost_norm},
         "seed": spec.seed,
+        "training": {
+            "n_queries": int(train_block.n_queries),
+            "n_queries_asked": spec.n_train_queries,
+            "budget_per_model": spec.train_budget,
+            "generations": generations_used(targets.n_obs, targets.n_draws),
+        },
+        "bootstrap": {
+            "resamples": int(spec.bootstrap_resamples), "seed": int(spec.bootstrap_seed),
+            "level": U.LEVEL, "interval": "percentile",
+            "resampled": "test queries" + (" and draws, independently" if targets.has_draws else ""),
+        },
         "metrics": metrics,
         "per_draw": per_draw,
         "shares": share_summary,
@@ -279,12 +224,13 @@ def run_cell(spec: CellSpec, out_dir: Path, config: dict | None = None) -> dict[
         "timings_s": timings,
         "versions": package_versions(),
         "config": config,
+        **(extra or {}),
     }
-    decisions = decisions_frame(data, decision)
+    decisions = decisions_frame(data, decision, per_query)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
     if spec.save_router:
-        encoder = QueryEncoder.fit(spec.featurizer, data.train_queries["text"].tolist())
+        encoder = QueryEncoder.fit(spec.featurizer, train_texts)
         meta = {"router_name": spec.router_name, "mode": spec.mode, "seed": spec.seed,
                 "cost_norm": spec.cost_norm, "cost_scale": results["dataset"]["cost_scale"],
                 "dataset": data.name, "content_hash": data.source.get("content_hash"),

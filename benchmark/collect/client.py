@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import time
+import urllib.parse
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -76,11 +78,61 @@ def price(ep: EndpointConfig, prompt_tokens: int, completion_tokens: int) -> Dec
     return Decimal(prompt_tokens) * Decimal(str(ep.price_in)) + Decimal(completion_tokens) * Decimal(str(ep.price_out))
 
 
+class KeyConfigError(ValueError):
+    """An API key environment variable is unset or malformed (the message names the variable,
+    never the value)."""
+
+
+def read_key(var: str, owner: str) -> str:
+    """The API key in ``os.environ[var]``: non-empty printable ASCII without surrounding whitespace."""
+    key = os.environ.get(var)
+    if key is None or key == "":
+        raise KeyConfigError(f"environment variable {var} (API key of {owner}) is not set or empty")
+    if key != key.strip():
+        raise KeyConfigError(f"environment variable {var} (API key of {owner}) has leading or trailing whitespace "
+                             "(a stray newline?); export it without")
+    bad = next((c for c in key if not 0x20 <= ord(c) <= 0x7E), None)
+    if bad is not None:
+        kind = "a non-ASCII character" if ord(bad) > 0x7E else "a control character"
+        raise KeyConfigError(f"environment variable {var} (API key of {owner}) holds {kind}; "
+                             "keys are printable ASCII")
+    return key
+
+
+def check_keys(cfg: Any) -> None:
+    """Read and check every key the configured stages will send (before the first request)."""
+    stages = set(cfg.run.stages)
+    endpoints = list(cfg.pool) if "generate" in stages else []
+    if "rewrite" in stages and cfg.rewriter.kind == "llm" and cfg.rewriter.endpoint is not None:
+        endpoints.append(cfg.rewriter.endpoint)
+    for ep in endpoints:
+        if ep.api_key_env is not None:
+            read_key(ep.api_key_env, ep.name)
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The shapes a secret takes in error texts: raw, stripped, each line of a multi-line value,
+    and Python / JSON / URL / bytes escapes of those, up to two levels deep (a repr quoted inside
+    a JSON error body); longest first."""
+    forms = {secret, secret.strip(), *(line.strip() for line in secret.splitlines())}
+    for _ in range(2):
+        for s in list(forms):
+            forms.add(repr(s)[1:-1])
+            forms.add(json.dumps(s)[1:-1])
+            forms.add(json.dumps(s, ensure_ascii=False)[1:-1])
+            forms.add(str(s.encode("utf-8", "backslashreplace"))[2:-1])
+            forms.add(urllib.parse.quote(s, safe=""))
+            forms.add(urllib.parse.quote_plus(s))
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
 def scrub(text: str, *secrets: str | None) -> str:
-    """Remove secrets (API keys) from a text before it is logged or stored."""
+    """Remove secrets (API keys), in every form :func:`secret_forms` lists, from a text before
+    it is logged or stored."""
     for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
+        if s:
+            for form in secret_forms(s):
+                text = text.replace(form, "***")
     return text
 
 
@@ -130,10 +182,10 @@ class EndpointClient:
     def _key(self) -> str | None:
         if self.ep.api_key_env is None:
             return None
-        key = os.environ.get(self.ep.api_key_env)
-        if not key:
-            raise RequestFailed(f"environment variable {self.ep.api_key_env} (API key of {self.ep.name}) is not set")
-        return key
+        try:
+            return read_key(self.ep.api_key_env, self.ep.name)
+        except KeyConfigError as exc:
+            raise RequestFailed(str(exc)) from None
 
     def worst_case_cost(self, body: dict[str, Any], prompt_upper_tokens: int) -> Decimal:
         return price(self.ep, prompt_upper_tokens, int(body.get("max_tokens", 0)))

@@ -1,9 +1,10 @@
-"""The collection config: a YAML file (``conf/collect/*.yaml``) read into typed dataclasses.
+"""The collection config: one declared schema (pydantic models) for ``conf/collect/*.yaml``.
 
-Overrides use OmegaConf dot-lists (``split.seed=3 decoding.max_tokens.math=64``). Every field
-is checked on load; a bad value raises :class:`ConfigError` naming the file and the field.
-API keys are never part of a config: a model names the ENVIRONMENT VARIABLE holding its key
-(``api_key_env``) and the key is read from the environment at request time only.
+``darsbench-collect`` composes the YAML with Hydra and hands the plain mapping to
+:func:`parse_config`; pydantic checks types, ranges and closed choices, and the first problem
+becomes one :class:`ConfigError` line naming the file, the field, the bad value and what is
+allowed. API keys are never part of a config: a model names the ENVIRONMENT VARIABLE holding
+its key (``api_key_env``); a credential-like field name at any depth is refused.
 See ``docs/collect.md`` for the schema.
 """
 
@@ -11,127 +12,303 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import yaml
 from omegaconf import OmegaConf
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from benchmark.collect.prompts import STYLES
 from benchmark.collect.scorers import TASK_TYPES
 
 ENDPOINTS = ("chat", "completions")
-_KEYLIKE = re.compile(r"^(sk-|sk_|hf_|gsk_|xai-|AIza)[A-Za-z0-9_\-]{8,}")
+SPLITS = ("train", "test")
+#: Shapes of provider API keys (a key pasted where a variable NAME belongs).
+KEYLIKE = re.compile(r"(^|\b)(sk-|sk_|hf_|gsk_|xai-|ghp_|AIza|Bearer\s)[A-Za-z0-9_\-]{8,}")
+#: Field names that hold credentials; a config never holds one at any depth.
+_CRED_WORDS = frozenset({"authorization", "auth", "secret", "secrets", "password", "passwd", "credential",
+                         "credentials", "bearer", "apikey", "token", "cookie"})
+_TOKEN_PREFIXES = frozenset({"auth", "access", "api", "bearer", "refresh", "id", "hf", "session"})
+#: The one credential-looking field name that is allowed: it holds a variable NAME, never a key.
+_ALLOWED_KEY_FIELDS = frozenset({"api_key_env"})
 
 
 class ConfigError(ValueError):
     """A collection config is invalid (the message names the file and the field)."""
 
 
-@dataclass(frozen=True)
-class EndpointConfig:
+def _reject_bool(v: Any) -> Any:
+    """Booleans are not numbers here, and neither are NaN or infinity."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+Num = Annotated[float, BeforeValidator(_reject_bool), Field(allow_inf_nan=False)]
+NonNeg = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, allow_inf_nan=False)]
+Count0 = Annotated[StrictInt, Field(ge=0)]
+Count1 = Annotated[StrictInt, Field(ge=1)]
+Seed = Annotated[StrictInt, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def credential_fields(raw: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every mapping key at any depth whose name looks like a credential."""
+    found: list[str] = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            path = f"{prefix}{k}"
+            if isinstance(k, str) and looks_like_credential(k):
+                found.append(path)
+            found += credential_fields(v, path + ".")
+    elif isinstance(raw, (list, tuple)):
+        for i, v in enumerate(raw):
+            found += credential_fields(v, f"{prefix.rstrip('.')}[{i}].")
+    return found
+
+
+def looks_like_credential(name: str) -> bool:
+    """True for ``api_key``, ``Authorization``, ``x-api-key``, ``access_token``, ``password``...
+    (``max_tokens`` and ``api_key_env`` are not credentials)."""
+    if name.lower() in _ALLOWED_KEY_FIELDS:
+        return False
+    words = [w for w in re.split(r"[_\-.\s]+|(?<=[a-z0-9])(?=[A-Z])", name) if w]
+    words = [w.lower() for w in words]
+    if any(w in _CRED_WORDS for w in words):
+        return True
+    for a, b in zip(words, words[1:]):
+        if a == "api" and b == "key":
+            return True
+        if b == "tokens" and a in _TOKEN_PREFIXES:
+            return True
+    return False
+
+
+def keylike_values(raw: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of string values anywhere that look like a provider API key."""
+    found: list[str] = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            found += keylike_values(v, f"{prefix}{k}.")
+    elif isinstance(raw, (list, tuple)):
+        for i, v in enumerate(raw):
+            found += keylike_values(v, f"{prefix.rstrip('.')}[{i}].")
+    elif isinstance(raw, str) and KEYLIKE.search(raw):
+        found.append(prefix.rstrip("."))
+    return found
+
+
+class EndpointConfig(_Model):
     """An OpenAI-compatible endpoint (a pool model or the rewriter)."""
 
-    name: str
+    name: str = ""
     base_url: str
-    model: str
-    api_key_env: str | None = None
-    endpoint: str = "chat"
-    price_in: float = 0.0
-    price_out: float = 0.0
-    max_concurrency: int = 4
-    params_b: float | None = None
-    prompt_style: str = "chat_fewshot"
-    extra_body: dict[str, Any] = field(default_factory=dict)
+    model: Annotated[str, Field(min_length=1)]
+    api_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    endpoint: Literal["chat", "completions"] = "chat"
+    price_in: NonNeg
+    price_out: NonNeg
+    max_concurrency: Count1 = 4
+    params_b: NonNeg | None = None
+    prompt_style: Literal["chat", "chat_fewshot", "completion_fewshot"] | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and KEYLIKE.match(v):
+            raise ValueError("must be the NAME of an environment variable (this looks like a key)")
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "EndpointConfig":
+        if not self.name:
+            object.__setattr__(self, "name", self.model)
+        if self.prompt_style is None:
+            object.__setattr__(self, "prompt_style", "chat_fewshot" if self.endpoint == "chat" else "completion_fewshot")
+        return self
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(_Model):
     """Where the queries come from: a JSONL file, or the built-in ``tinymath`` generator."""
 
     path: str | None = None
-    task: str | None = None
-    generator: str | None = None
-    n: int = 0
-    seed: int = 0
+    task: Literal["mcq", "math", "reading"] | None = None
+    generator: Literal["tinymath"] | None = None
+    n: Count0 = 0
+    seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SourceConfig":
+        if (self.path is None) == (self.generator is None):
+            raise ValueError("set exactly one of `path` (a JSONL file) or `generator` (tinymath)")
+        return self
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    train_size: int
-    test_size: int
-    seed: int = 0
+class SplitConfig(_Model):
+    train_size: Count0
+    test_size: Count0
+    seed: Seed = 0
     stratify_by: str | None = None
 
 
-@dataclass(frozen=True)
-class ViewConfig:
-    """R x D of one split. ``temperatures`` (test decoding view) overrides the temperature per decode."""
+class ViewConfig(_Model):
+    """R x D of one split. ``temperatures`` (test decoding view) sets the temperature per decode."""
 
-    rewrites: int
-    decodes: int
-    temperatures: tuple[float, ...] | None = None
+    rewrites: Count0
+    decodes: Count0
+    temperatures: tuple[NonNeg, ...] | None = None
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v: tuple[float, ...] | None, info: ValidationInfo) -> tuple[float, ...] | None:
+        decodes = info.data.get("decodes")
+        if v is not None and decodes is not None and len(v) != decodes:
+            raise ValueError(f"has {len(v)} entries but decodes is {decodes}")
+        return v
 
 
-@dataclass(frozen=True)
-class DecodingConfig:
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: dict[str, int] = field(default_factory=lambda: {"mcq": 768, "math": 3072, "reading": 512})
+_DEFAULT_MAX_TOKENS = {"mcq": 768, "math": 3072, "reading": 512}
+
+
+class DecodingConfig(_Model):
+    temperature: NonNeg = 0.7
+    top_p: Annotated[float, BeforeValidator(_reject_bool), Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.95
+    max_tokens: dict[Literal["mcq", "math", "reading"], Count1] = Field(default_factory=lambda: dict(_DEFAULT_MAX_TOKENS))
     stop: tuple[str, ...] = ()
-    train: ViewConfig = field(default_factory=lambda: ViewConfig(5, 5))
-    test_rewrite: ViewConfig = field(default_factory=lambda: ViewConfig(3, 1))
-    test_decoding: ViewConfig = field(default_factory=lambda: ViewConfig(1, 3, (0.3, 0.7, 1.0)))
+    train: ViewConfig = ViewConfig(rewrites=5, decodes=5)
+    test_rewrite: ViewConfig = ViewConfig(rewrites=3, decodes=1)
+    test_decoding: ViewConfig = ViewConfig(rewrites=1, decodes=3, temperatures=(0.3, 0.7, 1.0))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        mt = data.get("max_tokens")
+        if isinstance(mt, int) and not isinstance(mt, bool):
+            data["max_tokens"] = {t: mt for t in TASK_TYPES}
+        elif isinstance(mt, dict):
+            data["max_tokens"] = {**_DEFAULT_MAX_TOKENS, **mt}
+        td = data.get("test_decoding")
+        if isinstance(td, dict):
+            # The default temperatures belong to the default 3 decodes only.
+            temps = (0.3, 0.7, 1.0) if td.get("decodes", 3) == 3 else None
+            data["test_decoding"] = {"rewrites": 1, "decodes": 3, "temperatures": temps, **td}
+        for view, (r, d) in (("train", (5, 5)), ("test_rewrite", (3, 1))):
+            if isinstance(data.get(view), dict):
+                data[view] = {"rewrites": r, "decodes": d, **data[view]}
+        return data
+
+    @field_validator("test_decoding")
+    @classmethod
+    def _decoding_view(cls, v: ViewConfig) -> ViewConfig:
+        if v.rewrites not in (0, 1):
+            raise ValueError("the decoding view uses the original query only: rewrites is 0 (off) or 1")
+        return v
 
 
-@dataclass(frozen=True)
-class RewriterConfig:
+class RewriterConfig(_Model):
     """``template`` (deterministic, offline) or ``llm`` (an OpenAI-compatible model)."""
 
-    kind: str = "template"
-    endpoint: EndpointConfig | None = None
+    kind: Literal["template", "llm"] = "template"
+    endpoint: EndpointConfig | None = Field(default=None, validate_default=True)
     constraints: str = ""
-    temperature: float = 0.7
-    max_tokens: int = 512
-    max_attempts: int = 3
+    temperature: NonNeg = 0.7
+    max_tokens: Count1 = 512
+    max_attempts: Count1 = 3
+
+    @field_validator("endpoint")
+    @classmethod
+    def _needs_endpoint(cls, v: EndpointConfig | None, info: ValidationInfo) -> EndpointConfig | None:
+        if info.data.get("kind") == "llm" and v is None:
+            raise ValueError("is required when rewriter.kind is llm")
+        return v
 
 
-@dataclass(frozen=True)
-class RequestConfig:
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    seed: int = 0
+class RequestConfig(_Model):
+    timeout_s: Annotated[float, BeforeValidator(_reject_bool), Field(gt=0.0, allow_inf_nan=False)] = 120.0
+    max_retries: Count0 = 5
+    backoff_base_s: NonNeg = 1.0
+    backoff_max_s: NonNeg = 60.0
+    seed: Seed = 0
 
 
-@dataclass(frozen=True)
-class ValidateConfig:
-    similarity: str = "minilm"  # minilm | none
-    similarity_min: float = 0.6
+class ValidateConfig(_Model):
+    similarity: Literal["minilm", "none"] = "minilm"
+    similarity_min: Annotated[float, BeforeValidator(_reject_bool), Field(ge=-1.0, le=1.0, allow_inf_nan=False)] = 0.6
 
 
-@dataclass(frozen=True)
-class CollectConfig:
+class RunConfig(_Model):
+    """How this invocation runs (not part of any fingerprint)."""
+
+    stages: tuple[Literal["prepare", "rewrite", "generate", "score", "validate"], ...] = (
+        "prepare", "rewrite", "generate", "score", "validate")
+    budget_scope: Literal["run", "total"] = "run"
+    progress: bool = True
+
+
+class CollectConfig(_Model):
     """The whole collection config (one dataset)."""
 
-    dataset: str
+    dataset: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
     source: SourceConfig
     split: SplitConfig
-    pool: tuple[EndpointConfig, ...]
-    output_dir: str
-    work_dir: str
-    rewriter: RewriterConfig = field(default_factory=RewriterConfig)
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
-    request: RequestConfig = field(default_factory=RequestConfig)
-    validate: ValidateConfig = field(default_factory=ValidateConfig)
-    budget_usd: float | None = None
+    pool: Annotated[tuple[EndpointConfig, ...], Field(min_length=1)]
+    output_dir: Annotated[str, Field(min_length=1)]
+    work_dir: Annotated[str, Field(min_length=1)]
+    rewriter: RewriterConfig = RewriterConfig()
+    decoding: DecodingConfig = DecodingConfig()
+    request: RequestConfig = RequestConfig()
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    budget_usd: NonNeg | None = None
+    run: RunConfig = RunConfig()
     config_path: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("pool")
+    @classmethod
+    def _unique(cls, pool: tuple[EndpointConfig, ...]) -> tuple[EndpointConfig, ...]:
+        names = [m.name for m in pool]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate model name {dup[0]!r}")
+        return pool
+
+    @property
+    def validate(self) -> ValidateConfig:  # type: ignore[override]
+        return self.validate_
 
     def fingerprint(self, *parts: str) -> str:
         """sha256 of the named sections (canonical JSON): detects a changed config on resume."""
-        data = asdict(self)
+        data = self.model_dump(by_alias=True)
         payload = {p: data[p] for p in parts}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -141,225 +318,72 @@ class CollectConfig:
                 return m
         raise KeyError(name)
 
-
-def _err(path: str | None, fld: str, msg: str) -> ConfigError:
-    return ConfigError(f"{path or '<config>'}: field `{fld}`: {msg}")
-
-
-def _get(d: dict[str, Any], key: str, path: str | None, prefix: str, *, required: bool = False, default: Any = None) -> Any:
-    if key not in d or d[key] is None:
-        if required:
-            raise _err(path, f"{prefix}{key}", "is required")
-        return default
-    return d[key]
+    def n_rewrites(self, split: str) -> int:
+        """Rewrites per query asked for in ``split`` (train: the train view; test: the rewrite view)."""
+        return self.decoding.train.rewrites if split == "train" else self.decoding.test_rewrite.rewrites
 
 
-def _num(v: Any, path: str | None, fld: str, *, lo: float | None = None, integer: bool = False) -> Any:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        try:
-            v = float(v) if not integer else int(str(v))
-        except (TypeError, ValueError):
-            raise _err(path, fld, f"must be a {'integer' if integer else 'number'}, got {v!r}") from None
-    if integer and (not float(v).is_integer()):
-        raise _err(path, fld, f"must be an integer, got {v!r}")
-    v = int(v) if integer else float(v)
-    if lo is not None and v < lo:
-        raise _err(path, fld, f"must be >= {lo}, got {v}")
-    return v
+def _loc(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(("function-", "constrained-")):
+            continue
+        else:
+            out += ("." if out else "") + ("validate" if part == "validate_" else str(part))
+    return out or "<root>"
 
 
-def _check_keys(d: dict[str, Any], allowed: Sequence[str], path: str | None, prefix: str) -> None:
-    unknown = sorted(set(d) - set(allowed))
-    if unknown:
-        raise _err(path, f"{prefix}{unknown[0]}", f"unknown field (allowed: {', '.join(allowed)})")
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _endpoint(d: Any, path: str | None, prefix: str) -> EndpointConfig:
-    if not isinstance(d, dict):
-        raise _err(path, prefix.rstrip("."), "must be a mapping")
-    allowed = [
-        "name", "base_url", "model", "api_key_env", "endpoint", "price_in", "price_out",
-        "max_concurrency", "params_b", "prompt_style", "extra_body", "api_key",
-    ]
-    _check_keys(d, allowed, path, prefix)
-    if "api_key" in d:
-        raise _err(path, f"{prefix}api_key", "keys are never written in configs; name the environment variable in `api_key_env`")
-    key_env = _get(d, "api_key_env", path, prefix)
-    if key_env is not None and (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key_env)) or _KEYLIKE.match(str(key_env))):
-        raise _err(path, f"{prefix}api_key_env", "must be the NAME of an environment variable (it looks like a key or is not a valid name)")
-    endpoint = str(_get(d, "endpoint", path, prefix, default="chat"))
-    if endpoint not in ENDPOINTS:
-        raise _err(path, f"{prefix}endpoint", f"must be one of {ENDPOINTS}, got {endpoint!r}")
-    base_url = str(_get(d, "base_url", path, prefix, required=True)).rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        raise _err(path, f"{prefix}base_url", f"must start with http:// or https://, got {base_url!r}")
-    model = str(_get(d, "model", path, prefix, required=True))
-    params_b = _get(d, "params_b", path, prefix)
-    extra = _get(d, "extra_body", path, prefix, default={})
-    if not isinstance(extra, dict):
-        raise _err(path, f"{prefix}extra_body", "must be a mapping")
-    style = str(_get(d, "prompt_style", path, prefix, default="chat_fewshot" if endpoint == "chat" else "completion_fewshot"))
-    return EndpointConfig(
-        name=str(_get(d, "name", path, prefix, default=model)),
-        base_url=base_url,
-        model=model,
-        api_key_env=None if key_env is None else str(key_env),
-        endpoint=endpoint,
-        price_in=_num(_get(d, "price_in", path, prefix, required=True), path, f"{prefix}price_in", lo=0.0),
-        price_out=_num(_get(d, "price_out", path, prefix, required=True), path, f"{prefix}price_out", lo=0.0),
-        max_concurrency=_num(_get(d, "max_concurrency", path, prefix, default=4), path, f"{prefix}max_concurrency", lo=1, integer=True),
-        params_b=None if params_b is None else _num(params_b, path, f"{prefix}params_b", lo=0.0),
-        prompt_style=style,
-        extra_body=dict(extra),
-    )
+def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """(field path, 'message (got value)') of the first problem pydantic found."""
+    e = exc.errors(include_url=False)[0]
+    loc = [p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-") or "[" in p))]
+    msg = e["msg"]
+    msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    if e["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif e["type"] == "missing":
+        msg = "is required"
+    elif "input" in e and e["type"] not in ("model_type", "dict_type") and not isinstance(e["input"], dict):
+        msg += f" (got {_show(e['input'])})"
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" [and {more} more problem(s)]"
+    return _loc(loc), msg
 
 
-def _view(d: Any, path: str | None, prefix: str, default: ViewConfig) -> ViewConfig:
-    if d is None:
-        return default
-    if not isinstance(d, dict):
-        raise _err(path, prefix.rstrip("."), "must be a mapping with rewrites and decodes")
-    _check_keys(d, ["rewrites", "decodes", "temperatures"], path, prefix)
-    r = _num(_get(d, "rewrites", path, prefix, default=default.rewrites), path, f"{prefix}rewrites", lo=0, integer=True)
-    s = _num(_get(d, "decodes", path, prefix, default=default.decodes), path, f"{prefix}decodes", lo=0, integer=True)
-    if "temperatures" in d:
-        temps = d["temperatures"]
-    else:
-        temps = default.temperatures if s == default.decodes else None
-    if temps is not None:
-        temps = tuple(_num(t, path, f"{prefix}temperatures", lo=0.0) for t in temps)
-        if len(temps) != s:
-            raise _err(path, f"{prefix}temperatures", f"has {len(temps)} entries but decodes is {s}")
-    return ViewConfig(r, s, temps)
-
-
-def parse_config(raw: dict[str, Any], path: str | None = None) -> CollectConfig:
-    """Check and type a raw config mapping (see the module doc for the error format)."""
+def parse_config(raw: Any, path: str | None = None) -> CollectConfig:
+    """Check and type a raw config mapping; a problem raises one-line :class:`ConfigError`."""
+    where = path or "<config>"
     if not isinstance(raw, dict):
-        raise _err(path, "<root>", "the config must be a mapping")
-    _check_keys(raw, ["dataset", "source", "split", "pool", "output_dir", "work_dir", "rewriter", "decoding", "request", "validate", "budget_usd"], path, "")
-    dataset = str(_get(raw, "dataset", path, "", required=True))
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", dataset):
-        raise _err(path, "dataset", f"must be a plain name (letters, digits, _ . -), got {dataset!r}")
-
-    src = _get(raw, "source", path, "", required=True)
-    _check_keys(src, ["path", "task", "generator", "n", "seed"], path, "source.")
-    task = _get(src, "task", path, "source.")
-    if task is not None and task not in TASK_TYPES:
-        raise _err(path, "source.task", f"must be one of {TASK_TYPES}, got {task!r}")
-    source = SourceConfig(
-        path=_get(src, "path", path, "source."),
-        task=task,
-        generator=_get(src, "generator", path, "source."),
-        n=_num(_get(src, "n", path, "source.", default=0), path, "source.n", lo=0, integer=True),
-        seed=_num(_get(src, "seed", path, "source.", default=0), path, "source.seed", integer=True),
-    )
-    if (source.path is None) == (source.generator is None):
-        raise _err(path, "source", "set exactly one of `path` (a JSONL file) or `generator` (tinymath)")
-    if source.generator is not None and source.generator != "tinymath":
-        raise _err(path, "source.generator", f"unknown generator {source.generator!r} (available: tinymath)")
-
-    sp = _get(raw, "split", path, "", required=True)
-    _check_keys(sp, ["train_size", "test_size", "seed", "stratify_by"], path, "split.")
-    split = SplitConfig(
-        train_size=_num(_get(sp, "train_size", path, "split.", required=True), path, "split.train_size", lo=0, integer=True),
-        test_size=_num(_get(sp, "test_size", path, "split.", required=True), path, "split.test_size", lo=0, integer=True),
-        seed=_num(_get(sp, "seed", path, "split.", default=0), path, "split.seed", integer=True),
-        stratify_by=_get(sp, "stratify_by", path, "split."),
-    )
-
-    pool_raw = _get(raw, "pool", path, "", required=True)
-    if not isinstance(pool_raw, list) or not pool_raw:
-        raise _err(path, "pool", "must be a non-empty list of models")
-    pool = tuple(_endpoint(m, path, f"pool[{i}].") for i, m in enumerate(pool_raw))
-    names = [m.name for m in pool]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise _err(path, "pool", f"duplicate model name {dup[0]!r}")
-
-    rw = _get(raw, "rewriter", path, "", default={})
-    _check_keys(rw, ["kind", "endpoint", "constraints", "temperature", "max_tokens", "max_attempts"], path, "rewriter.")
-    kind = str(_get(rw, "kind", path, "rewriter.", default="template"))
-    if kind not in ("template", "llm"):
-        raise _err(path, "rewriter.kind", f"must be template or llm, got {kind!r}")
-    rw_ep = _get(rw, "endpoint", path, "rewriter.")
-    if kind == "llm" and rw_ep is None:
-        raise _err(path, "rewriter.endpoint", "is required when rewriter.kind is llm")
-    rewriter = RewriterConfig(
-        kind=kind,
-        endpoint=None if rw_ep is None else _endpoint(rw_ep, path, "rewriter.endpoint."),
-        constraints=str(_get(rw, "constraints", path, "rewriter.", default="")),
-        temperature=_num(_get(rw, "temperature", path, "rewriter.", default=0.7), path, "rewriter.temperature", lo=0.0),
-        max_tokens=_num(_get(rw, "max_tokens", path, "rewriter.", default=512), path, "rewriter.max_tokens", lo=1, integer=True),
-        max_attempts=_num(_get(rw, "max_attempts", path, "rewriter.", default=3), path, "rewriter.max_attempts", lo=1, integer=True),
-    )
-
-    dc = _get(raw, "decoding", path, "", default={})
-    _check_keys(dc, ["temperature", "top_p", "max_tokens", "stop", "train", "test_rewrite", "test_decoding"], path, "decoding.")
-    base = DecodingConfig()
-    mt = _get(dc, "max_tokens", path, "decoding.", default=base.max_tokens)
-    if isinstance(mt, (int, float)) and not isinstance(mt, bool):
-        mt = {t: mt for t in TASK_TYPES}
-    if not isinstance(mt, dict):
-        raise _err(path, "decoding.max_tokens", "must be an integer or a mapping task -> integer")
-    max_tokens = dict(base.max_tokens)
-    for t, v in mt.items():
-        if t not in TASK_TYPES:
-            raise _err(path, f"decoding.max_tokens.{t}", f"unknown task type (expected one of {TASK_TYPES})")
-        max_tokens[t] = _num(v, path, f"decoding.max_tokens.{t}", lo=1, integer=True)
-    decoding = DecodingConfig(
-        temperature=_num(_get(dc, "temperature", path, "decoding.", default=base.temperature), path, "decoding.temperature", lo=0.0),
-        top_p=_num(_get(dc, "top_p", path, "decoding.", default=base.top_p), path, "decoding.top_p", lo=0.0),
-        max_tokens=max_tokens,
-        stop=tuple(str(s) for s in _get(dc, "stop", path, "decoding.", default=())),
-        train=_view(_get(dc, "train", path, "decoding."), path, "decoding.train.", base.train),
-        test_rewrite=_view(_get(dc, "test_rewrite", path, "decoding."), path, "decoding.test_rewrite.", base.test_rewrite),
-        test_decoding=_view(_get(dc, "test_decoding", path, "decoding."), path, "decoding.test_decoding.", base.test_decoding),
-    )
-    if decoding.test_decoding.rewrites not in (0, 1):
-        raise _err(path, "decoding.test_decoding.rewrites", "the decoding view uses the original query only: 0 (off) or 1")
-
-    rq = _get(raw, "request", path, "", default={})
-    _check_keys(rq, ["timeout_s", "max_retries", "backoff_base_s", "backoff_max_s", "seed"], path, "request.")
-    request = RequestConfig(
-        timeout_s=_num(_get(rq, "timeout_s", path, "request.", default=120.0), path, "request.timeout_s", lo=0.001),
-        max_retries=_num(_get(rq, "max_retries", path, "request.", default=5), path, "request.max_retries", lo=0, integer=True),
-        backoff_base_s=_num(_get(rq, "backoff_base_s", path, "request.", default=1.0), path, "request.backoff_base_s", lo=0.0),
-        backoff_max_s=_num(_get(rq, "backoff_max_s", path, "request.", default=60.0), path, "request.backoff_max_s", lo=0.0),
-        seed=_num(_get(rq, "seed", path, "request.", default=0), path, "request.seed", integer=True),
-    )
-    va = _get(raw, "validate", path, "", default={})
-    _check_keys(va, ["similarity", "similarity_min"], path, "validate.")
-    sim = str(_get(va, "similarity", path, "validate.", default="minilm"))
-    if sim not in ("minilm", "none"):
-        raise _err(path, "validate.similarity", f"must be minilm or none, got {sim!r}")
-    validate = ValidateConfig(sim, _num(_get(va, "similarity_min", path, "validate.", default=0.6), path, "validate.similarity_min"))
-    budget = _get(raw, "budget_usd", path, "")
-    return CollectConfig(
-        dataset=dataset,
-        source=source,
-        split=split,
-        pool=pool,
-        output_dir=str(_get(raw, "output_dir", path, "", required=True)),
-        work_dir=str(_get(raw, "work_dir", path, "", required=True)),
-        rewriter=rewriter,
-        decoding=decoding,
-        request=request,
-        validate=validate,
-        budget_usd=None if budget is None else _num(budget, path, "budget_usd", lo=0.0),
-        config_path=path,
-    )
+        raise ConfigError(f"{where}: field `<root>`: the config must be a mapping")
+    creds = credential_fields(raw)
+    if creds:
+        raise ConfigError(
+            f"{where}: field `{creds[0]}`: looks like a credential; configs never hold keys or tokens: "
+            "export the key in an environment variable and name it in `api_key_env`")
+    keys = keylike_values(raw)
+    if keys:
+        raise ConfigError(f"{where}: field `{keys[0]}`: the value looks like an API key; configs never hold keys "
+                          "(name an environment variable in `api_key_env`)")
+    if "config_path" in raw:
+        raise ConfigError(f"{where}: field `config_path`: unknown field")
+    try:
+        return CollectConfig.model_validate({**raw, "config_path": path})
+    except ValidationError as exc:
+        field, msg = describe_validation_error(exc)
+        raise ConfigError(f"{where}: field `{field}`: {msg}") from None
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> CollectConfig:
-    """Read a YAML collection config, apply ``key=value`` overrides, and check it.
-
-    Override keys are dotted paths; list items by index (``pool.0.price_out=2e-7``); values
-    are YAML (``null``, numbers, ``[0.3, 1.0]``).
-
-    Relative ``source.path``, ``output_dir`` and ``work_dir`` stay relative to the current
-    working directory (the repository root in the shipped configs).
-    """
+    """Read a YAML collection config, apply ``key=value`` overrides, and check it (library use;
+    the CLI composes with Hydra). Values are YAML; list items by index (``pool.0.price_out=2e-7``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -369,11 +393,13 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> CollectConfi
             if "=" not in item:
                 raise ConfigError(f"{path}: override {item!r} is not key=value")
             key, value = item.split("=", 1)
-            # OmegaConf.update walks lists by index too: pool.0.price_out=2e-7
             OmegaConf.update(conf, key.strip(), yaml.safe_load(value) if value.strip() else None, merge=True)
         raw = OmegaConf.to_container(conf, resolve=True)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - YAML / interpolation errors: name the file
-        raise ConfigError(f"{path}: cannot read the config: {exc}") from exc
-    return parse_config(raw, str(path))  # type: ignore[arg-type]
+        raise ConfigError(f"{path}: cannot read the config: {' '.join(str(exc).split())}") from None
+    if isinstance(raw, dict):
+        raw.pop("defaults", None)
+        raw.pop("hydra", None)
+    return parse_config(raw, str(path))

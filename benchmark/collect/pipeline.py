@@ -42,6 +42,8 @@ from benchmark.collect.rewrite import (
 from benchmark.collect.scorers import SCORER_VERSION, score_output
 from benchmark.collect.sources import load_source, split_queries
 from benchmark.collect.store import Store, generation_key, seed_from_key
+from benchmark.collect.validity import build_report, render_markdown
+from benchmark.data.dars_format import TEST_FILE, TRAIN_FILE, write_dars_jsonl
 from benchmark.data.io import atomic_write_json, atomic_write_text
 
 STAGES = ("prepare", "rewrite", "generate", "score", "validate")
@@ -169,10 +171,6 @@ def stage_prepare(ctx: RunContext) -> StageResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def n_rewrites(cfg: CollectConfig, split: str) -> int:
-    return cfg.decoding.train.rewrites if split == "train" else cfg.decoding.test_rewrite.rewrites
-
-
 def _rewrite_fingerprint(cfg: CollectConfig) -> str:
     return cfg.fingerprint("rewriter")
 
@@ -193,7 +191,7 @@ def stage_rewrite(ctx: RunContext) -> StageResult:
     store.set_meta("rewrite_fingerprint", fp)
     todo: list[tuple[str, dict[str, Any], list[int]]] = []
     for split in ("train", "test"):
-        r = n_rewrites(cfg, split)
+        r = cfg.n_rewrites(split)
         for q in store.queries(split):
             missing = [v for v in range(r) if (split, q["id"], v) not in have]
             res.total += r
@@ -546,24 +544,19 @@ def dataset_dir(cfg: CollectConfig) -> Path:
 
 def stage_validate(ctx: RunContext) -> StageResult:
     """Write the DARS files and metadata, read them back, write the validity report."""
-    from benchmark.collect.validity import build_report, render_markdown
-
     t0 = time.monotonic()
     cfg, store = ctx.cfg, ctx.store
     res = StageResult("validate")
     rows, missing = export_rows(cfg, store)
-    out = dataset_dir(cfg)
-    for split in ("train", "test"):
-        atomic_write_text(out / f"{split}_scored_generations.jsonl",
-                          "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows[split]))
-    atomic_write_json(out / "metadata.json", metadata(cfg, store))
+    out = write_dars_jsonl(rows["train"], rows["test"], cfg.output_dir, cfg.dataset, metadata=metadata(cfg, store))
     res.total = sum(len(v) for v in rows.values()) + missing
     res.done_now = res.total - missing
     res.blocked = missing
     if missing:
         res.notes.append(f"{missing} planned rows are not complete yet (not generated or not scored): run again to finish")
-    read_back = {s: [json.loads(line) for line in (out / f"{s}_scored_generations.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-                 for s in ("train", "test")}
+    files = {"train": out / TRAIN_FILE, "test": out / TEST_FILE}
+    read_back = {s: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+                 for s, f in files.items()}
     report = build_report(cfg, store, read_back, ctx.run_id)
     report_dir = Path(cfg.output_dir)
     atomic_write_json(report_dir / f"{cfg.dataset}_validity.json", report)

@@ -24,6 +24,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import sympy
+from scipy.optimize import linear_sum_assignment
+from sympy.parsing.sympy_parser import (
+    convert_xor,
+    implicit_multiplication_application,
+    parse_expr,
+    standard_transformations,
+)
 
 SCORER_VERSION = "1"
 TASK_TYPES = ("mcq", "math", "reading")
@@ -234,14 +242,6 @@ def _powers_are_safe(plain: str) -> bool:
 
 def _to_sympy(s: str) -> Any:
     """Parse a normalised answer into a sympy expression, or None (never evaluates arbitrary code)."""
-    import sympy
-    from sympy.parsing.sympy_parser import (
-        convert_xor,
-        implicit_multiplication_application,
-        parse_expr,
-        standard_transformations,
-    )
-
     plain = _latex_to_plain(s).strip()
     # Scientific notation: 1e3, 2.5E-4 (before the name check, which would see "e3").
     plain = re.sub(r"(?<![A-Za-z_\d.])(\d+(?:\.\d*)?)[eE]([+-]?\d+)(?![\w.])", r"(\1*10**(\2))", plain)
@@ -299,8 +299,6 @@ def math_equivalent(predicted: str | None, gold: str | None) -> bool:
 
 
 def _expr_equal(p: str, g: str) -> bool:
-    import sympy
-
     pe, ge = _to_sympy(p), _to_sympy(g)
     if pe is None or ge is None:
         return False
@@ -389,8 +387,6 @@ def drop_f1(predicted: str | Sequence[str], gold: str | Sequence[str]) -> float:
     pairing whose gold span holds numbers none of which the prediction has scores 0. Rounded
     to 2 decimals, as the official script does.
     """
-    from scipy.optimize import linear_sum_assignment
-
     _, pred_bags = _answer_to_bags(predicted)
     _, gold_bags = _answer_to_bags(gold)
     scores = np.zeros((len(gold_bags), len(pred_bags)))

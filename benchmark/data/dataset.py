@@ -16,11 +16,14 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from benchmark.data.errors import DataWarning
 
 CostNorm = Literal["minmax", "max", "none"]
 
@@ -223,6 +226,7 @@ def apply_protocol(
     ``None`` keeps every view / decode. Asking for more than the data holds is an error, not a
     silent truncation.
     """
+    before = block.present
     if n_rewrites is not None:
         if not 1 <= n_rewrites <= len(block.view_ids):
             raise ValueError(
@@ -239,4 +243,14 @@ def apply_protocol(
         keep = np.zeros(len(block.decode_ids), dtype=bool)
         keep[:n_decodes] = True
         block = block.subset_decodes(keep)
+    had = before.any(axis=(2, 3))
+    lost = int((had & ~block.present.any(axis=(2, 3))).sum())
+    if lost:
+        warnings.warn(
+            f"protocol (n_rewrites={n_rewrites}, n_decodes={n_decodes}) leaves {lost} training "
+            "(query, model) pairs with observations in the full data without any; their targets "
+            "are NaN and the routers' fallbacks apply",
+            DataWarning,
+            stacklevel=2,
+        )
     return block

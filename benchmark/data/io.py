@@ -32,6 +32,11 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` to fill a temporary sibling, then rename it onto ``path``."""
+    return _atomic(path, write)
+
+
 def json_default(obj: Any) -> Any:
     """``json`` ``default=`` hook for numpy scalars and arrays and paths."""
     if isinstance(obj, np.bool_):
@@ -84,5 +89,13 @@ def atomic_write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
+    return _atomic(path, write)
+
+
+def atomic_write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
 
     return _atomic(path, write)

@@ -6,11 +6,15 @@ returns a :class:`~benchmark.data.DarsDataset` with raw costs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark.data.dataset import DarsDataset
-from benchmark.data.loader import default_cache_dir
+from benchmark.data.errors import DataError, DataWarning
+from benchmark.data.loader import default_cache_dir, load_dars_dir
+from benchmark.data.simulator import PRESETS, SimulatorConfig, ensure_simulated, write_simulated
 
 #: Datasets committed inside the package (``dataset=tinypool``).
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets"
@@ -38,8 +42,6 @@ class DarsDirSource:
         return Path(self.data_dir).expanduser()
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.data.loader import load_dars_dir
-
         return load_dars_dir(self.resolve_dir(), self.name, cache_dir=cache_dir)
 
 
@@ -49,18 +51,17 @@ class SyntheticSource:
 
     ``preset`` names an entry of :data:`benchmark.data.simulator.PRESETS`; ``overrides`` replaces
     individual :class:`~benchmark.data.simulator.SimulatorConfig` fields (e.g. ``n_train: 40``).
+    ``format`` is the file format of the cached simulation (``auto``: JSONL, Parquet from 500
+    thousand observations on; or ``jsonl``, ``jsonl.gz``, ``parquet``).
     """
 
     name: str = "synthetic"
     preset: str = "default"
     seed: int = 0
     overrides: dict | None = None
+    format: str = "auto"
 
-    def simulator_config(self):
-        from dataclasses import replace
-
-        from benchmark.data.simulator import PRESETS
-
+    def simulator_config(self) -> SimulatorConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown simulator preset {self.preset!r}; choose from {sorted(PRESETS)}")
         cfg = PRESETS[self.preset]
@@ -69,9 +70,18 @@ class SyntheticSource:
         return cfg
 
     def load(self, cache_dir: str | Path | None = None) -> DarsDataset:
-        from benchmark.data.loader import load_dars_dir
-        from benchmark.data.simulator import ensure_simulated
-
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        data_dir = ensure_simulated(self.simulator_config(), root / "simulated", self.name, self.seed)
-        return load_dars_dir(data_dir, self.name, cache_dir=cache_dir)
+        cfg = self.simulator_config()
+        try:
+            data_dir = ensure_simulated(cfg, root / "simulated", self.name, self.seed, self.format)
+            return load_dars_dir(data_dir, self.name, cache_dir=cache_dir)
+        except (OSError, DataError) as exc:  # read-only, full or damaged simulator cache
+            warnings.warn(
+                f"simulator cache under {root / 'simulated'} is unusable ({exc}); simulating "
+                "into a temporary folder, uncached",
+                DataWarning,
+                stacklevel=2,
+            )
+        with tempfile.TemporaryDirectory(prefix="darsbench-sim-") as tmp:
+            write_simulated(cfg, tmp, self.name, self.seed, self.format)
+            return load_dars_dir(tmp, self.name, use_cache=False)

