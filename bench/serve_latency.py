@@ -5,7 +5,9 @@
 For knn + TF-IDF and knn + MiniLM: fits a ``dars`` cell on the default simulated dataset with
 ``save_router=true``, serves the bundle (the real CLI, a subprocess) over local stub upstreams
 (benchmark.app.serve_stub, one per pool model), sends the test queries from ``concurrency``
-clients at once, and reads the server's own per-request ``overhead_ms`` from its JSON-line log.
+clients at once, and reads the server's own per-request ``overhead_ms`` from its JSON-line log
+(queueing for the routing threads included). "route alone": encoding + scoring one query at a
+time in this process, the router's own cost without any queue.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -32,7 +35,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmark.app.cli import build_spec  # noqa: E402
 from benchmark.app.run import run_cell  # noqa: E402
+from benchmark.app.serve import QueryRouter  # noqa: E402
 from benchmark.app.serve_stub import StubUpstream  # noqa: E402
+from routers.bundle import load_bundle  # noqa: E402
 
 
 def _free_port() -> int:
@@ -71,8 +76,21 @@ async def load(url: str, texts: list[str], n: int, concurrency: int) -> np.ndarr
     return np.asarray(latencies)
 
 
+def route_alone(bundle: Path, texts: list[str]) -> np.ndarray:
+    """Milliseconds of encoding + scoring one query, one after another, one torch thread."""
+    torch.set_num_threads(1)
+    router = QueryRouter(load_bundle(bundle))
+    out = []
+    for t in texts:
+        t0 = time.perf_counter()
+        router.route(t, 0.05, 0.2)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return np.asarray(out)
+
+
 def measure(work: Path, features: str, n: int, concurrency: int, warmup: int) -> dict[str, float]:
     bundle, texts = fit_bundle(work, features)
+    alone = route_alone(bundle, texts[:300])
     models = json.loads((bundle / "bundle.json").read_text())["pool"]
     stubs = [StubUpstream(m).start() for m in models]
     pool = work / f"pool-{features}.yaml"
@@ -103,7 +121,8 @@ def measure(work: Path, features: str, n: int, concurrency: int, warmup: int) ->
             s.stop()
     rows = [json.loads(line) for line in log.read_text().splitlines()][warmup:]
     overhead = np.array([r["overhead_ms"] for r in rows])
-    return {"requests": len(rows), "overhead_p50_ms": np.percentile(overhead, 50),
+    return {"alone_p50_ms": np.percentile(alone, 50), "alone_p99_ms": np.percentile(alone, 99),
+            "requests": len(rows), "overhead_p50_ms": np.percentile(overhead, 50),
             "overhead_p99_ms": np.percentile(overhead, 99),
             "client_p50_ms": np.percentile(client_ms, 50), "client_p99_ms": np.percentile(client_ms, 99),
             "req_per_s": n / wall}
@@ -118,12 +137,14 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{args.requests} requests, {args.concurrency} concurrent clients, {os.cpu_count()} cores; "
           "overhead = request received -> upstream request sent (server-side)")
-    print("| router | requests | overhead p50 | overhead p99 | client p50 | client p99 | req/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| router | route alone p50 / p99 | requests | overhead p50 | overhead p99 | client p50 | "
+          "client p99 | req/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for feat in args.features:
             r = measure(Path(tmp), feat, args.requests, args.concurrency, args.warmup)
-            print(f"| knn + {feat} | {r['requests']} | {r['overhead_p50_ms']:.2f} ms | "
+            print(f"| knn + {feat} | {r['alone_p50_ms']:.2f} / {r['alone_p99_ms']:.2f} ms | "
+                  f"{r['requests']} | {r['overhead_p50_ms']:.2f} ms | "
                   f"{r['overhead_p99_ms']:.2f} ms | {r['client_p50_ms']:.2f} ms | "
                   f"{r['client_p99_ms']:.2f} ms | {r['req_per_s']:.0f} |", flush=True)
 

@@ -257,15 +257,17 @@ class ServeConfig:
     max_tries: int = 3
     draw: int = 0
     health_timeout_s: float = 2.0
+    route_workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def create_app(cfg: ServeConfig) -> Any:
     """The ASGI app (FastAPI) serving ``cfg``."""
     router = QueryRouter(cfg.bundle, cfg.draw)
-    # Encoding and scoring run in ONE worker thread, in arrival order: the event loop keeps
-    # relaying upstream traffic meanwhile, and the encoder is never used from two threads.
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="darsbench-route")
+    # Encoding and scoring run in worker threads (torch and numpy release the GIL), so the
+    # event loop keeps relaying upstream traffic and several MiniLM encodings share the cores.
+    # Each request is encoded alone: its decision does not depend on concurrent requests.
+    worker = ThreadPoolExecutor(max_workers=cfg.route_workers, thread_name_prefix="darsbench-route")
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -530,6 +532,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout-s", type=float, default=60.0, help="per upstream try")
     ap.add_argument("--max-tries", type=int, default=3, help="models tried per request (>= 1)")
     ap.add_argument("--draw", type=int, default=0, help="draw served from a single-shot bundle")
+    ap.add_argument("--route-workers", type=int, default=min(4, os.cpu_count() or 1),
+                    help="threads encoding and scoring requests in parallel")
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="torch threads for encoding one request (MiniLM): 1 is fastest for single "
                          "queries and does not fight the other processes for cores")
@@ -539,13 +543,13 @@ def _serve_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace) -> ServeConfig:
     if args.max_tries < 1:
         raise ServeError("--max-tries must be >= 1")
-    if args.torch_threads < 1:
-        raise ServeError("--torch-threads must be >= 1")
+    if args.torch_threads < 1 or args.route_workers < 1:
+        raise ServeError("--torch-threads and --route-workers must be >= 1")
     torch.set_num_threads(args.torch_threads)
     bundle = load_bundle(args.router)
     pool = load_pool(args.pool, bundle.pool)
     return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
-                       args.max_tries, args.draw)
+                       args.max_tries, args.draw, route_workers=args.route_workers)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
