@@ -1,18 +1,24 @@
-"""The columnar loader (issue 9) against the per-row loader it replaced (tests/legacy_loader.py):
-bit-identical results on randomized ragged data, the same errors (file, line, field, text) with
-the bad row in the middle of a many-block file, .jsonl.gz and .parquet equal to .jsonl; and the
-issue-11 odd files and cache failures."""
+"""The columnar loader (issue 9) against the per-row loader it replaced: bit-identical results on
+randomized ragged data, the same errors (file, line, field, text) with the bad row in the middle of
+a many-block file, .jsonl.gz and .parquet equal to .jsonl; and the issue-11 odd files and cache
+failures.
+
+The per-row loader's outputs on the cases below are recorded in tests/golden/loader_reference.json
+(array digests, table digests, source fields, warnings, error text/line/field) by
+``python tests/record_loader_reference.py``, which runs commit d74f5ed's benchmark/data/loader.py
+on the data this module generates (seeded, so regenerated identically here)."""
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import json
 import os
 import re
 import warnings
 from pathlib import Path
 
-import legacy_loader
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -22,6 +28,11 @@ import pytest
 from benchmark.data import parsing
 from benchmark.data.errors import DataError, DataWarning
 from benchmark.data.loader import TEST_FILE, TRAIN_FILE, load_dars_dir
+
+REFERENCE = Path(__file__).parent / "golden" / "loader_reference.json"
+PARITY_SEEDS = range(12)
+#: Mid-file error cases where the per-row loader ended in a traceback (nothing to compare with).
+LEGACY_CRASHED = frozenset({"huge-integer", "deep-nesting"})
 
 NAME = "toy"
 
@@ -94,14 +105,87 @@ def write_jsonl(path: Path, rows: list[dict], rng: np.random.Generator, bom=Fals
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
 
 
-def _load_both(folder: Path):
-    with warnings.catch_warnings(record=True) as w_old:
+def load_with_warnings(load, folder: Path):
+    """``load(folder, NAME, use_cache=False)`` and the messages of the warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        old = legacy_loader.load_dars_dir(folder, NAME, use_cache=False)
-    with warnings.catch_warnings(record=True) as w_new:
-        warnings.simplefilter("always")
-        new = load_dars_dir(folder, NAME, use_cache=False)
-    return old, new, [str(x.message) for x in w_old], [str(x.message) for x in w_new]
+        ds = load(folder, NAME, use_cache=False)
+    return ds, [str(x.message) for x in caught]
+
+
+def _canon(v):
+    """A type-tagged JSON form of one table cell: equal only for equal types and values (floats bit for bit)."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return ["bool", bool(v)]
+    if isinstance(v, (int, np.integer)):
+        return [type(v).__name__, str(int(v))]
+    if isinstance(v, (float, np.floating)):
+        return [type(v).__name__, float(v).hex()]
+    if isinstance(v, (list, tuple)):
+        return [type(v).__name__, [_canon(x) for x in v]]
+    if isinstance(v, dict):
+        return ["dict", [[_canon(k), _canon(x)] for k, x in v.items()]]
+    return [type(v).__name__, repr(v)]
+
+
+def _digest_values(values) -> str:
+    """sha256 of dtype, shape and contents: the bytes for numbers, the type-tagged cells for objects."""
+    values = np.asarray(values)
+    h = hashlib.sha256(f"{values.dtype.str}|{values.shape}|".encode())
+    if values.dtype == object:
+        cells = json.dumps([_canon(v) for v in values.ravel()], ensure_ascii=False)
+        h.update(cells.encode("utf-8", "surrogatepass"))
+    else:
+        h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()
+
+
+def table_digest(frame: pd.DataFrame) -> dict:
+    """Column names, dtypes, index type and a digest per column: any difference in cells shows up."""
+    return {
+        "shape": list(frame.shape),
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "index": [type(frame.index).__name__, str(frame.index.name), _digest_values(frame.index.to_numpy())],
+        "cells": {str(c): _digest_values(frame[c].to_numpy()) for c in frame.columns},
+    }
+
+
+def dataset_digest(ds) -> dict:
+    """What the parity test compares, in JSON form: arrays as sha256 of dtype+shape+bytes, tables as
+    digests, the ``source`` fields, which truth tables exist."""
+    arrays = {}
+    for b in ("train", "test_rewrite", "test_decoding"):
+        for a in ("score", "cost", "present", "view_ids", "decode_ids"):
+            x = np.asarray(getattr(getattr(ds, b), a))
+            arrays[f"{b}.{a}"] = {"dtype": x.dtype.str, "shape": list(x.shape), "sha256": _digest_values(x)}
+    out = {
+        "name": ds.name,
+        "models": list(ds.models),
+        "arrays": arrays,
+        "tables": {t: table_digest(getattr(ds, t)) for t in ("train_queries", "test_queries", "model_table")},
+        "truth": {t: getattr(ds, t) is not None for t in ("train_truth", "test_truth")},
+        "source": {k: ds.source[k] for k in ("extra_fields", "n_cost_from_usage", "metadata")},
+    }
+    return json.loads(json.dumps(out))
+
+
+@functools.cache
+def reference() -> dict:
+    return json.loads(REFERENCE.read_text(encoding="utf-8"))
+
+
+def assert_matches_reference(got: dict, want: dict) -> None:
+    for k in ("name", "models", "truth", "source"):
+        assert got[k] == want[k], k
+    assert got["arrays"].keys() == want["arrays"].keys()
+    for k, v in want["arrays"].items():
+        assert got["arrays"][k] == v, k  # dtype, shape and bytes
+    for t, v in want["tables"].items():
+        assert got["tables"][t] == v, t
+    assert got == want
 
 
 def assert_same_dataset(old, new) -> None:
@@ -119,22 +203,72 @@ def assert_same_dataset(old, new) -> None:
         assert new.source[k] == old.source[k], k
 
 
-@pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("block_bytes", [700, parsing.BLOCK_BYTES])
-def test_parity_with_the_per_row_loader(tmp_path, monkeypatch, seed, block_bytes):
+def parity_folder(parent: Path, seed: int) -> Path:
+    """The randomized ragged release of one seed (the same bytes for the recording and the test)."""
     rng = np.random.default_rng(seed)
-    monkeypatch.setattr(parsing, "BLOCK_BYTES", block_bytes)
     train, test = random_rows(rng, int_ids=seed % 4 == 3)
-    folder = tmp_path / NAME
+    folder = parent / NAME
     write_jsonl(folder / TRAIN_FILE, train, rng, bom=seed % 3 == 0, crlf=seed % 2 == 0)
     write_jsonl(folder / TEST_FILE, test, rng, crlf=seed % 5 == 0)
     if seed % 2:
         meta = {"models": sorted({r["model"] for r in train}, reverse=True), "dataset": NAME,
                 "model_info": {r["model"]: {"price_in": 1e-7} for r in train[:1]}}  # fmt: skip
         (folder / "metadata.json").write_text(json.dumps(meta))
-    old, new, w_old, w_new = _load_both(folder)
-    assert_same_dataset(old, new)
-    assert w_new == w_old
+    return folder
+
+
+def numeric_gold_folder(parent: Path) -> Path:
+    """Text fields that are numbers (fast path) or mixed types (precise path)."""
+    rng = np.random.default_rng(5)
+    train, test = random_rows(rng)
+    for k, r in enumerate(train):
+        r["gold"] = k % 3 if k < len(train) // 2 else [k % 2]
+    for r in test:
+        r["gold"] = 7
+    folder = parent / NAME
+    write_jsonl(folder / TRAIN_FILE, train, rng)
+    write_jsonl(folder / TEST_FILE, test, rng)
+    return folder
+
+
+def test_reference_covers_every_case():
+    ref = reference()
+    assert sorted(ref["datasets"]) == sorted([f"seed-{s}" for s in PARITY_SEEDS] + ["numeric-gold"])
+    assert sorted(ref["errors"]) == sorted(set(MID_CASES) - LEGACY_CRASHED)
+
+
+def test_the_digest_sees_a_one_bit_or_one_type_difference(tmp_path):
+    """The recorded form is as strict as comparing the objects: a flipped bit, a changed dtype or shape,
+    an int or float where text was, a -0.0 for a 0.0, a renamed index all change it."""
+    ds = load_dars_dir(numeric_gold_folder(tmp_path), NAME, use_cache=False)
+    base = dataset_digest(ds)
+    score = ds.train.score
+    score.view(np.uint64).ravel()[0] ^= 1  # the last bit of one score
+    assert dataset_digest(ds)["arrays"]["train.score"] != base["arrays"]["train.score"]
+    score.view(np.uint64).ravel()[0] ^= 1
+    views = ds.train.view_ids
+    assert _digest_values(views.astype(np.int32)) != base["arrays"]["train.view_ids"]["sha256"]
+    assert _digest_values(views.reshape(1, -1)) != base["arrays"]["train.view_ids"]["sha256"]
+    q = ds.train_queries
+    g = q.columns.get_loc("gold")
+    assert q.iat[0, g] == "0"  # numeric gold is kept as text
+    for value in (0, 0.0, "0.0", ["0"]):
+        q2 = q.copy()
+        q2.iat[0, g] = value
+        assert table_digest(q2)["cells"]["gold"] != base["tables"]["train_queries"]["cells"]["gold"]
+    assert table_digest(q.rename_axis("qi"))["index"] != base["tables"]["train_queries"]["index"]
+    assert _digest_values(np.array([0.0, 1.0])) != _digest_values(np.array([-0.0, 1.0]))
+    assert table_digest(q.astype({"query_id": "string"}))["dtypes"] != base["tables"]["train_queries"]["dtypes"]
+
+
+@pytest.mark.parametrize("seed", PARITY_SEEDS)
+@pytest.mark.parametrize("block_bytes", [700, parsing.BLOCK_BYTES])
+def test_parity_with_the_per_row_loader(tmp_path, monkeypatch, seed, block_bytes):
+    monkeypatch.setattr(parsing, "BLOCK_BYTES", block_bytes)
+    new, w_new = load_with_warnings(load_dars_dir, parity_folder(tmp_path, seed))
+    want = reference()["datasets"][f"seed-{seed}"]
+    assert_matches_reference(dataset_digest(new), want["dataset"])
+    assert w_new == want["warnings"]
 
 
 def test_huge_integer_in_an_unknown_field_loads(tmp_path, monkeypatch):
@@ -155,18 +289,10 @@ def test_huge_integer_in_an_unknown_field_loads(tmp_path, monkeypatch):
 
 def test_numeric_gold_and_mixed_text_types_match(tmp_path):
     """Text fields that are numbers (fast path) or mixed types (precise path) as before."""
-    rng = np.random.default_rng(5)
-    train, test = random_rows(rng)
-    for k, r in enumerate(train):
-        r["gold"] = k % 3 if k < len(train) // 2 else [k % 2]
-    for r in test:
-        r["gold"] = 7
-    folder = tmp_path / NAME
-    write_jsonl(folder / TRAIN_FILE, train, rng)
-    write_jsonl(folder / TEST_FILE, test, rng)
-    old, new, w_old, w_new = _load_both(folder)
-    assert_same_dataset(old, new)
-    assert w_new == w_old
+    new, w_new = load_with_warnings(load_dars_dir, numeric_gold_folder(tmp_path))
+    want = reference()["datasets"]["numeric-gold"]
+    assert_matches_reference(dataset_digest(new), want["dataset"])
+    assert w_new == want["warnings"]
 
 
 # --------------------------------------------------------- errors in the middle of many blocks
@@ -228,33 +354,41 @@ MID_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MID_CASES))
-def test_errors_in_the_middle_of_a_many_block_file(tmp_path, monkeypatch, case):
-    monkeypatch.setattr(parsing, "BLOCK_BYTES", 2000)  # about 15 rows per block
+def mid_error_folder(parent: Path, case: str) -> tuple[Path, str, int]:
+    """A release whose ``case`` row sits in the middle of a file; returns (folder, file name, row index)."""
     fname, edit = MID_CASES[case]
     train, test = _big_rows()
     rows = train if fname == TRAIN_FILE else test
     mid = len(rows) // 2 + 3
     lines = [json.dumps(r) for r in rows]
     lines[mid] = edit(rows[mid])
-    folder = tmp_path / NAME
-    folder.mkdir()
+    folder = parent / NAME
+    folder.mkdir(parents=True)
     for f, ls in ((TRAIN_FILE, [json.dumps(r) for r in train]), (TEST_FILE, [json.dumps(r) for r in test])):
         data = "\n".join(lines if f == fname else ls) + "\n"
         (folder / f).write_bytes(data.encode("utf-8", errors="surrogateescape"))
+    return folder, fname, mid
+
+
+def error_record(exc: Exception, folder: Path) -> dict:
+    """The error's text (the temporary folder written as ``<dir>``), line and field."""
+    return {"message": str(exc).replace(str(folder.parent), "<dir>"), "line": exc.line, "field": exc.field}
+
+
+@pytest.mark.parametrize("case", sorted(MID_CASES))
+def test_errors_in_the_middle_of_a_many_block_file(tmp_path, monkeypatch, case):
+    monkeypatch.setattr(parsing, "BLOCK_BYTES", 2000)  # about 15 rows per block
+    folder, fname, mid = mid_error_folder(tmp_path, case)
     with pytest.raises(DataError) as new:
         load_dars_dir(folder, NAME, use_cache=False)
     assert new.value.line == mid + 1, str(new.value)
     assert new.value.path == str(folder / fname)
     if case == "huge-integer":  # the old loader ended in a traceback here
         assert "value Infinity is not an integer" in str(new.value)
-    elif case != "deep-nesting":  # and here
-        with pytest.raises(ValueError) as old:
-            legacy_loader.load_dars_dir(folder, NAME, use_cache=False)
-        assert str(new.value) == str(old.value)
-        assert (new.value.line, new.value.field) == (old.value.line, old.value.field)
-    else:
+    elif case == "deep-nesting":  # and here
         assert "malformed JSON" in str(new.value)
+    else:
+        assert error_record(new.value, folder) == reference()["errors"][case]
 
 
 # ------------------------------------------------------------------------ other formats
