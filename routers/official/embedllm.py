@@ -27,6 +27,7 @@ from torch import nn
 from routers.base import Signals
 from routers.neural import numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
+from routers.official.training import train_in_query_batches
 from supervision.modes import Targets
 
 
@@ -90,28 +91,17 @@ class OfficialEmbedLLMRouter(OfficialRouter):
         mu_q, mu_c, sd = official_targets(targets, self.order_, clip=True)
         score = torch.from_numpy(np.clip(mu_q - np.float32(beta) * sd, 0.0, 1.0).astype(np.float32))
         cost = torch.from_numpy(mu_c)
-        n = x.shape[0]
-        bs = min(int(self.batch_size), n)
-        losses = []
-        with torch.random.fork_rng(devices=[]), numerics_context():
-            torch.manual_seed(int(seed))
-            net = _EmbedNet(x.shape[1], score.shape[1], int(self.dim))
-            opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
-            bce, mse = nn.BCEWithLogitsLoss(), nn.MSELoss()
-            net.train()
-            for _ in range(int(self.epochs)):
-                perm = torch.randperm(n)
-                total = 0.0
-                for lo in range(0, n, bs):
-                    idx = perm[lo : lo + bs]
-                    opt.zero_grad()
-                    logits, c = net(x[idx], float(self.noise))
-                    loss = bce(logits, score[idx]) + float(self.cost_weight) * mse(c, cost[idx])
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * int(idx.shape[0])
-                losses.append(total / n)
-        net.eval()
+        bce, mse = nn.BCEWithLogitsLoss(), nn.MSELoss()
+
+        def batch_loss(net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+            logits, c = net(x[idx], float(self.noise))
+            return bce(logits, score[idx]) + float(self.cost_weight) * mse(c, cost[idx])
+
+        net, losses = train_in_query_batches(
+            lambda: _EmbedNet(x.shape[1], score.shape[1], int(self.dim)), x.shape[0], batch_loss,
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, seed=seed,
+        )
         self.net_ = net
         self.n_features_in_ = x.shape[1]
         self.train_loss_ = losses  # per-epoch mean training loss

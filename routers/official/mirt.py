@@ -23,6 +23,7 @@ from torch import nn
 from routers.base import Signals
 from routers.neural import numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
+from routers.official.training import train_in_query_batches
 from supervision.modes import Targets
 
 
@@ -91,32 +92,21 @@ class OfficialMIRTRouter(OfficialRouter):
         self._set_order(targets)
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "mirt_official.fit"), dtype=np.float32))
         ys = [torch.from_numpy(v) for v in official_targets(targets, self.order_, clip=True)]
-        n = x.shape[0]
-        bs = min(int(self.batch_size), n)
-        losses = []
-        with torch.random.fork_rng(devices=[]), numerics_context():
-            torch.manual_seed(int(seed))
-            net = _MIRTNet(x.shape[1], ys[0].shape[1], int(self.latent), self.hidden)
-            opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
-            bce, mse = nn.BCEWithLogitsLoss(), nn.MSELoss()
-            net.train()
-            for _ in range(int(self.epochs)):
-                perm = torch.randperm(n)
-                total = 0.0
-                for lo in range(0, n, bs):
-                    idx = perm[lo : lo + bs]
-                    opt.zero_grad()
-                    s, c, sd = net(x[idx])
-                    loss = (
-                        bce(s, ys[0][idx])
-                        + float(self.cost_weight) * mse(c, ys[1][idx])
-                        + float(self.std_weight) * mse(sd, ys[2][idx])
-                    )
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * int(idx.shape[0])
-                losses.append(total / n)
-        net.eval()
+        bce, mse = nn.BCEWithLogitsLoss(), nn.MSELoss()
+
+        def batch_loss(net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+            s, c, sd = net(x[idx])
+            return (
+                bce(s, ys[0][idx])
+                + float(self.cost_weight) * mse(c, ys[1][idx])
+                + float(self.std_weight) * mse(sd, ys[2][idx])
+            )
+
+        net, losses = train_in_query_batches(
+            lambda: _MIRTNet(x.shape[1], ys[0].shape[1], int(self.latent), self.hidden), x.shape[0],
+            batch_loss, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, seed=seed,
+        )
         self.net_ = net
         self.n_features_in_ = x.shape[1]
         self.train_loss_ = losses
