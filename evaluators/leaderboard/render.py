@@ -33,7 +33,7 @@ TITLES = {
 }
 LEGEND = (
     "rU / dU: mean utility q - lambda * c~ of the chosen model on the rewrite / decoding test "
-    "view (docs/analyses.md). Single-shot cells: mean ± std (ddof=0) over draws. [low, high]: 95% "
+    "view (docs/analyses.md). Single-shot cells: mean ± sample std (ddof=1) over draws. [low, high]: 95% "
     "percentile-bootstrap interval over test queries (single-shot: queries and draws resampled "
     "independently). (n=k): k runs (seeds) aggregated, mean and Student-t 95% interval across "
     "them. Paired differences: +d [low, high] p=..., * significant at 5% after the table's "
@@ -127,7 +127,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
     note = (
         "\n\nrU / dU: mean utility q - lambda * c~ on the rewrite / decoding test view; rQ / dQ: "
         "mean quality; cost: mean normalised cost over both views; tU: true utility (simulated "
-        "data only). Single-shot cells: mean ± std (ddof=0) over draws. [low, high]: 95% "
+        "data only). Single-shot cells: mean ± sample std (ddof=1) over draws. [low, high]: 95% "
         "bootstrap interval over test queries (and draws), docs/analyses.md."
     )
     return "\n\n".join(blocks) + note
