@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from benchmark.app import resolvers  # noqa: F401 - registers ${darsbench.*} for tests that compose conf/ directly
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
 
-from benchmark.collect.config import describe_validation_error
+from benchmark.collect.config import describe_validation_error, finite_number
 from benchmark.data.simulator import PRESETS, SimulatorConfig
 from supervision.modes import MODES, SAMPLERS
 
@@ -41,15 +41,6 @@ def _show(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _number(v: Any) -> Any:
-    """Numbers only: no booleans, NaN or infinity."""
-    if isinstance(v, bool):
-        raise ValueError("must be a number, not a boolean")
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ValueError("must be a finite number")
-    return v
-
-
 def _integer(v: Any) -> Any:
     if isinstance(v, float) and v.is_integer() is False:
         raise ValueError("must be a whole number (a fractional value is never truncated)")
@@ -58,8 +49,8 @@ def _integer(v: Any) -> Any:
     return v
 
 
-NonNeg = Annotated[float, BeforeValidator(_number), Field(ge=0.0)]
-Positive = Annotated[float, BeforeValidator(_number), Field(gt=0.0)]
+NonNeg = Annotated[float, BeforeValidator(finite_number), Field(ge=0.0)]
+Positive = Annotated[float, BeforeValidator(finite_number), Field(gt=0.0)]
 Seed = Annotated[StrictInt, BeforeValidator(_integer), Field(ge=0)]
 Count = Annotated[StrictInt, BeforeValidator(_integer), Field(ge=1)]
 

@@ -49,7 +49,7 @@ class ConfigError(ValueError):
     """A collection config is invalid (the message names the file and the field)."""
 
 
-def _reject_bool(v: Any) -> Any:
+def finite_number(v: Any) -> Any:
     """Booleans are not numbers here, and neither are NaN or infinity."""
     if isinstance(v, bool):
         raise ValueError("must be a number, not a boolean")
@@ -58,8 +58,8 @@ def _reject_bool(v: Any) -> Any:
     return v
 
 
-Num = Annotated[float, BeforeValidator(_reject_bool), Field(allow_inf_nan=False)]
-NonNeg = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, allow_inf_nan=False)]
+Num = Annotated[float, BeforeValidator(finite_number), Field(allow_inf_nan=False)]
+NonNeg = Annotated[float, BeforeValidator(finite_number), Field(ge=0.0, allow_inf_nan=False)]
 Count0 = Annotated[StrictInt, Field(ge=0)]
 Count1 = Annotated[StrictInt, Field(ge=1)]
 Seed = Annotated[StrictInt, Field(ge=0)]
@@ -197,7 +197,7 @@ _DEFAULT_MAX_TOKENS = {"mcq": 768, "math": 3072, "reading": 512}
 
 class DecodingConfig(_Model):
     temperature: NonNeg = 0.7
-    top_p: Annotated[float, BeforeValidator(_reject_bool), Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.95
+    top_p: Annotated[float, BeforeValidator(finite_number), Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.95
     max_tokens: dict[Literal["mcq", "math", "reading"], Count1] = Field(default_factory=lambda: dict(_DEFAULT_MAX_TOKENS))
     stop: tuple[str, ...] = ()
     train: ViewConfig = ViewConfig(rewrites=5, decodes=5)
@@ -252,7 +252,7 @@ class RewriterConfig(_Model):
 
 
 class RequestConfig(_Model):
-    timeout_s: Annotated[float, BeforeValidator(_reject_bool), Field(gt=0.0, allow_inf_nan=False)] = 120.0
+    timeout_s: Annotated[float, BeforeValidator(finite_number), Field(gt=0.0, allow_inf_nan=False)] = 120.0
     max_retries: Count0 = 5
     backoff_base_s: NonNeg = 1.0
     backoff_max_s: NonNeg = 60.0
@@ -261,7 +261,7 @@ class RequestConfig(_Model):
 
 class ValidateConfig(_Model):
     similarity: Literal["minilm", "none"] = "minilm"
-    similarity_min: Annotated[float, BeforeValidator(_reject_bool), Field(ge=-1.0, le=1.0, allow_inf_nan=False)] = 0.6
+    similarity_min: Annotated[float, BeforeValidator(finite_number), Field(ge=-1.0, le=1.0, allow_inf_nan=False)] = 0.6
 
 
 class RunConfig(_Model):
