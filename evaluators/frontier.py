@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from supervision.utility import select_models, utility
+from supervision.utility import select_grid
 
 
 # ------------------------------------------------------------------------------ hull
@@ -148,13 +148,7 @@ def route_sweep(signals: Any, lams: Any, beta: float) -> np.ndarray:
     :class:`routers.base.Signals`, already clipped). Returns ``[L, ..., Q]`` int64, where
     ``out[l]`` equals ``signals.select(lams[l], beta)``: same utility, same tie-breaking.
     """
-    lam = np.asarray(lams, dtype=float).ravel()
-    mu_q = np.asarray(signals.mu_q, dtype=float)
-    mu_c = np.asarray(signals.mu_c, dtype=float)
-    sigma_q = np.asarray(signals.sigma_q, dtype=float)
-    lam_b = lam.reshape((-1,) + (1,) * mu_q.ndim)
-    u = utility(mu_q[None], mu_c[None], sigma_q[None], lam_b, beta)
-    return select_models(u, mu_c[None]).astype(np.int64)
+    return select_grid(signals.mu_q, signals.mu_c, signals.sigma_q, lams, beta)
 
 
 def sweep_points(

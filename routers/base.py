@@ -20,7 +20,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from supervision.modes import Targets
-from supervision.utility import select_models, utility
+from supervision.utility import select_grid, select_models, utility
 
 SIGNAL_NAMES = ("mu_q", "mu_c", "sigma_q")
 
@@ -46,9 +46,7 @@ class Signals:
 
     def select_grid(self, lams: Sequence[float], beta: float) -> np.ndarray:
         """``[L, (D,) Q]``: ``out[l] == select(lams[l], beta)``, all lambdas in one pass."""
-        lam = np.asarray(lams, dtype=float).ravel().reshape((-1,) + (1,) * self.mu_q.ndim)
-        u = utility(self.mu_q[None], self.mu_c[None], self.sigma_q[None], lam, beta)
-        return select_models(u, self.mu_c[None]).astype(np.int64)
+        return select_grid(self.mu_q, self.mu_c, self.sigma_q, lams, beta)
 
     @staticmethod
     def stack(items: list["Signals"]) -> "Signals":

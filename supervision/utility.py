@@ -44,6 +44,17 @@ def select_models(u: np.ndarray, mu_c: np.ndarray) -> np.ndarray:
     return winners.argmax(axis=-1)
 
 
+def select_grid(
+    mu_q: np.ndarray, mu_c: np.ndarray, sigma_q: np.ndarray, lams, beta: float
+) -> np.ndarray:
+    """:func:`select_models` for every ``lambda`` of a grid in one pass: ``[L, ..., Q]`` int64
+    from ``[..., Q, M]`` signals; ``out[l]`` is the choice at ``lams[l]`` (same ties)."""
+    mu_q, mu_c, sigma_q = (np.asarray(a, dtype=float) for a in (mu_q, mu_c, sigma_q))
+    lam = np.asarray(lams, dtype=float).ravel().reshape((-1,) + (1,) * mu_q.ndim)
+    u = utility(mu_q[None], mu_c[None], sigma_q[None], lam, beta)
+    return select_models(u, mu_c[None]).astype(np.int64)
+
+
 def softmax(u: np.ndarray, tau: float = 1.0, axis: int = -1) -> np.ndarray:
     """Soft labels ``softmax(u / tau)`` along ``axis`` (NaN utilities get probability 0)."""
     if tau <= 0:
