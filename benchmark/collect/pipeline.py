@@ -538,10 +538,6 @@ def metadata(cfg: CollectConfig, store: Store) -> dict[str, Any]:
     }
 
 
-def dataset_dir(cfg: CollectConfig) -> Path:
-    return Path(cfg.output_dir) / cfg.dataset
-
-
 def stage_validate(ctx: RunContext) -> StageResult:
     """Write the DARS files and metadata, read them back, write the validity report."""
     t0 = time.monotonic()
