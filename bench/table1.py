@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -28,7 +29,8 @@ ROUTERS = ["knn", "mlp", "avengers_pro", "embedllm", "mirt", "rm_softmax", "grap
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def _spec(router: str, mode: str, features: str, draws: int, cache: Path):
+def _spec(router: str, mode: str, features: str, draws: int, cache: Path, extra: Sequence[str] = ()):
+    """The CLI's cell spec for one Table-1 cell (``extra``: more Hydra overrides)."""
     from hydra import compose, initialize_config_dir
     from benchmark.app.cli import build_spec
 
@@ -37,7 +39,7 @@ def _spec(router: str, mode: str, features: str, draws: int, cache: Path):
             config_name="config",
             overrides=[
                 f"router={router}", f"supervision={mode}", f"features={features}",
-                f"supervision.n_draws={draws}", f"cache_dir={cache}",
+                f"supervision.n_draws={draws}", f"cache_dir={cache}", *extra,
             ],
         )
     return build_spec(cfg, router)
