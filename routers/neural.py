@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import sys
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass, replace
@@ -29,12 +30,16 @@ with warnings.catch_warnings():
     import lightning as L
 
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from routers.base import Router, SignalRouter, Signals, check_features
 from supervision.modes import Targets
 
 #: Independent random streams of one draw's seed.
 STREAM_INIT, STREAM_SHUFFLE, STREAM_NOISE, STREAM_SPLIT = range(4)
+
+#: Seconds a fit runs before its progress bar (``TrainingConfig.progress``) appears.
+PROGRESS_DELAY_S = 3.0
 
 #: How a chunk of single-shot draws is trained (``TrainingConfig.draws``).
 DRAW_PATHS = ("stacked", "exact")
@@ -553,6 +558,25 @@ class PerDrawEarlyStopping(L.Callback):
                 pl_module.load_draw_state(d, state)
 
 
+class DrawProgress(L.Callback):
+    """A tqdm bar over the training steps of one fit, shown once it has run ``delay`` seconds."""
+
+    def __init__(self, desc: str, delay: float | None = None) -> None:
+        self.desc = desc
+        self.delay = PROGRESS_DELAY_S if delay is None else float(delay)
+        self.bar: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = int(trainer.max_epochs) * int(trainer.num_training_batches)
+        self.bar = tqdm(total=total, desc=self.desc, unit="step", delay=self.delay, leave=False)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.bar.update(1)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.bar.close()
+
+
 # ------------------------------------------------------------------------ training routine
 @contextlib.contextmanager
 def numerics_context() -> Iterator[None]:
@@ -602,6 +626,7 @@ def train_module(
     max_epochs: int,
     seed: int,
     patience: int | None = None,
+    progress: str | None = None,
 ) -> PerDrawEarlyStopping | None:
     """Train ``module`` with a CPU ``lightning.Trainer``; the one routine of every neural router.
 
@@ -610,7 +635,9 @@ def train_module(
     warnings silenced). Global state it touches (RNGs, the deterministic-algorithms flag,
     thread count, Lightning's environment variables and log levels) is restored afterwards.
     With ``val_batches`` and ``patience`` it stops each draw early on its validation loss and
-    returns the :class:`PerDrawEarlyStopping` callback (best epochs); else ``None``.
+    returns the :class:`PerDrawEarlyStopping` callback (best epochs); else ``None``. With
+    ``progress`` (a description) a :class:`DrawProgress` bar shows the steps once the fit has
+    run :data:`PROGRESS_DELAY_S` seconds.
     """
     if max_epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {max_epochs}")
@@ -628,7 +655,7 @@ def train_module(
             deterministic=True,
             num_sanity_val_steps=0,
             limit_val_batches=1.0 if stopper is not None else 0,
-            callbacks=[stopper] if stopper is not None else [],
+            callbacks=[cb for cb in (stopper, progress and DrawProgress(progress)) if cb],
         )
         trainer.fit(
             module,
@@ -668,6 +695,11 @@ class NeuralRouter(Router):
             f"{type(self).__name__}: training must be a TrainingConfig, a mapping or None, "
             f"got {type(t).__name__}"
         )
+
+    def _show_progress(self) -> bool:
+        """``training.progress``, or (``None``) whether stderr is a terminal."""
+        show = self.training_config().progress
+        return sys.stderr.isatty() if show is None else bool(show)
 
     def _draw_jobs(self) -> int:
         return int(self.training_config().n_jobs)
@@ -733,6 +765,11 @@ class NeuralRouter(Router):
             max_epochs=int(cfg.epochs),
             seed=seeds[0],
             patience=int(cfg.patience) if cfg.early_stopping else None,
+            progress=(
+                f"{type(self).__name__}: {len(nets)} draws ({module_class.__name__})"
+                if len(nets) > 1 and self._show_progress()
+                else None
+            ),
         )
         if isinstance(module, StackedDrawModule):
             module.stack.write_back(nets)

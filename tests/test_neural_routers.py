@@ -19,6 +19,7 @@ from benchmark.data.dataset import ObservationBlock
 from routers.embedllm import EmbedLLMNet, EmbedLLMRouter
 from routers.graphrouter import GraphRouter
 from routers.mirt import MIRTNet, MIRTRouter
+from routers import neural
 from routers.neural import (
     STREAM_INIT,
     DrawBatches,
@@ -464,3 +465,14 @@ def test_stacked_early_stopping_agrees_with_exact(tiny):
 def test_training_config_rejects_unknown_draw_path():
     with pytest.raises(ValueError, match="draws must be one of"):
         TrainingConfig(draws="vmap")
+
+
+def test_progress_bar_on_draws_only_when_asked(tiny, capsys, monkeypatch):
+    X_train, _, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=2, seed=5)
+    monkeypatch.setattr(neural, "PROGRESS_DELAY_S", 0.0)
+    MIRTRouter(**TINY["mirt"]).fit(X_train, targets)  # progress=None: stderr is no terminal
+    assert capsys.readouterr().err == ""
+    MIRTRouter(**tiny_params("mirt", progress=True)).fit(X_train, targets)
+    err = capsys.readouterr().err
+    assert "MIRTRouter: 2 draws" in err and "step" in err
