@@ -1,8 +1,9 @@
 """Shared machinery of the neural routers: :class:`TrainingConfig`, one Lightning routine, draws.
 
-:class:`NeuralRouter` fits a chunk of single-shot draws in ONE Lightning run (bit-identical to
-one run per draw) and spreads chunks over ``n_jobs`` processes; :class:`DrawNet` is one draw's
-network. Determinism, draw batching and early stopping: docs/routers_neural.md.
+:class:`NeuralRouter` fits a chunk of single-shot draws in ONE Lightning run and spreads chunks
+over ``n_jobs`` processes: :class:`DrawModule` loops over the draws' networks (bit-identical to
+one run per draw), :class:`StackedDrawModule` trains them as one network with stacked
+parameters. Determinism, draw batching and early stopping: docs/routers_neural.md.
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ class TrainingConfig:
             router per draw (False). Same numbers either way.
         n_jobs: processes over which chunks of draws are spread (``-1``: all cores). Same
             numbers for any value.
-        draws: how a chunk of draws is trained: ``"stacked"`` (default) as one vectorised
-            network with parameters stacked along a draw axis (batched matmuls, one Adam over
-            the stack), or ``"exact"``, the reference: a loop over the draw networks that is
-            bit-identical to one fit per draw. The two agree to float32 rounding
-            (docs/routers_neural.md gives the measured difference).
+        draws: how a chunk of draws is trained: ``"exact"`` (default, the reference: a loop
+            over the draws' networks, bit-identical to one fit per draw) or ``"stacked"`` (one
+            vectorised network with parameters stacked along a draw axis: batched matmuls, one
+            Adam over the stack). Losses and gradients agree to float32 rounding; after
+            training, rounding can grow (docs/routers_neural.md gives the measured gap).
         progress: a tqdm bar over the training steps of a chunk of draws, shown once it has
             run for a few seconds; ``None`` (default): only when stderr is a terminal.
     """
@@ -467,7 +468,9 @@ class StackedDrawModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.stack = StackedParams(nets)
-        self._template = nets[0]  # hyperparameters and fixed structure (not trained here)
+        # Hyperparameters and fixed structure (graph, buffers); kept out of this module's
+        # submodules so that its parameters are the stack alone.
+        object.__setattr__(self, "_template", nets[0])
         self.n_draws = len(nets)
         self.lr = float(lr)
         self._X = X
@@ -477,12 +480,6 @@ class StackedDrawModule(L.LightningModule):
         self._noise = [torch_generator(s, STREAM_NOISE) for s in noise_seeds]
         self.active = [True] * self.n_draws
         self.val_losses: list[float] = [math.nan] * self.n_draws
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_template":  # keep the template net out of this module's parameters
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def _losses(self, table: torch.Tensor, batch: list[torch.Tensor], noise: bool) -> torch.Tensor:
         pos = torch.stack(batch)
