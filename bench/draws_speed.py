@@ -4,7 +4,8 @@ Synthetic paper-size data (200 training queries x 384-dim unit features x 6 mode
 observations per pair). Prints, per router, the wall and CPU seconds of one ``dars`` fit and of
 ``single_shot`` with D draws under ``router.training.draws=exact`` and ``=stacked`` (one
 process, single-threaded numerics), the ratios to the DARS fit, and the largest parameter
-difference between the two paths. CPU seconds are the steadier figure on a loaded machine.
+difference and the share of agreeing test decisions (300 test queries, lambda 0.05) between the
+two paths. CPU seconds are the steadier figure on a loaded machine.
 
     python bench/draws_speed.py --draws 100
     python bench/draws_speed.py --routers mirt rm_softmax --draws 20
@@ -37,7 +38,10 @@ def data(seed: int = 0):
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     score = (rng.random((Q, M, V, S)) < rng.uniform(0.2, 0.9, (Q, M))[..., None, None]) * 1.0
     cost = np.linspace(0, 1, M)[None, :, None, None] * rng.uniform(0.8, 1.2, score.shape)
-    return X, ObservationBlock(score, cost, np.ones(score.shape, bool), np.arange(V), np.arange(S))
+    X_test = rng.normal(size=(300, d))
+    X_test /= np.linalg.norm(X_test, axis=1, keepdims=True)
+    block = ObservationBlock(score, cost, np.ones(score.shape, bool), np.arange(V), np.arange(S))
+    return X, X_test, block
 
 
 def timed(router, X, targets):
@@ -51,7 +55,7 @@ def main() -> None:
     ap.add_argument("--routers", nargs="+", default=list(ROUTERS))
     ap.add_argument("--draws", type=int, default=100)
     args = ap.parse_args()
-    X, block = data()
+    X, X_test, block = data()
     dars, draws = make_targets(block, "dars"), make_targets(block, "single_shot", n_draws=args.draws)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.draws} draws")
     for name in args.routers:
@@ -67,7 +71,8 @@ def main() -> None:
                 max(float((a - b).abs().max()) for a, b in zip(na.parameters(), nb.parameters()))
                 for na, nb in zip(fitted["exact"]._fitted_nets(), fitted["stacked"]._fitted_nets())
             )
-        print(f"{line} | max |param diff| {gap:.2g}", flush=True)
+        agree = np.mean(fitted["exact"].route(X_test, 0.05, 0.0) == fitted["stacked"].route(X_test, 0.05, 0.0))
+        print(f"{line} | max |param diff| {gap:.2g}, decisions agree {agree:.4f}", flush=True)
 
 
 if __name__ == "__main__":

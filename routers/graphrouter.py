@@ -108,12 +108,18 @@ class GraphNet(DrawNet):
         """Fix the training graph (``[Q, M]`` observed-pair mask)."""
         self.train_mask = mask.clone()
         self._graph = build_graph(mask.shape[0], self.n_models, mask.numpy())
-        # The same graph as a CSR matrix, row = target node (PyG's ``adj_t``): stacked draws
-        # aggregate [N, D * dim] states with one sparse product instead of [E, D * dim] messages.
+
+    def adjacency_t(self) -> torch.Tensor:
+        """The training graph as a CSR matrix, row = target node (PyG's ``adj_t``).
+
+        Built on demand (a sparse CSR tensor cannot be deep-copied, so the net does not keep
+        it): stacked draws aggregate ``[N, D * dim]`` states with one sparse product instead
+        of materialising ``[E, D * dim]`` messages.
+        """
         n = self._graph.num_nodes
         with warnings.catch_warnings():  # torch: "sparse CSR support is in beta" and the like
             warnings.filterwarnings("ignore", message=r"(?i).*sparse.*", category=UserWarning)
-            self._adj_t = to_torch_csr_tensor(self._graph.edge_index.flip(0), size=(n, n))
+            return to_torch_csr_tensor(self._graph.edge_index.flip(0), size=(n, n))
 
     def node_states(
         self, X_train: torch.Tensor, X_test: torch.Tensor | None = None
@@ -184,6 +190,7 @@ class GraphNet(DrawNet):
             dim=1,
         )  # [D, N, dim]
         D, n, dim = h.shape
+        adj_t = self.adjacency_t()
         for i, conv in enumerate(self.convs):
             if i:
                 h = torch.relu(h)
@@ -191,7 +198,7 @@ class GraphNet(DrawNet):
             # by column, so one propagate over the [N, D * dim] states serves every draw (on
             # the CSR adjacency: the same sums in the same order as the edge-list path).
             flat = h.transpose(0, 1).reshape(n, D * dim)
-            agg = conv.propagate(self._adj_t, x=(flat, flat), size=None)
+            agg = conv.propagate(adj_t, x=(flat, flat), size=None)
             agg = agg.view(n, D, dim).transpose(0, 1)
             c = f"convs.{i}"
             h = stacked_linear(agg, P[f"{c}.lin_l.weight"], P[f"{c}.lin_l.bias"]) + stacked_linear(
