@@ -201,17 +201,18 @@ class _Adam:
         # sklearn: lr_t = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t); p += -lr_t * m / (sqrt(v) + eps)
         lr_t = lr * np.sqrt(1 - BETA_2**self.t) / (1 - BETA_1**self.t)
         for p, g, m, v in zip(params, grads, self.ms, self.vs):
+            tmp = np.square(g)  # in place where sklearn builds new arrays; the same operations
+            g *= 1 - BETA_1
             m *= BETA_1
-            m += (1 - BETA_1) * g
+            m += g
+            tmp *= 1 - BETA_2
             v *= BETA_2
-            np.square(g, out=g)
-            g *= 1 - BETA_2
-            v += g
-            den = np.sqrt(v)
-            den += EPSILON
-            num = np.multiply(m, -lr_t, out=g)
-            num /= den
-            p += num
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp += EPSILON
+            np.multiply(m, -lr_t, out=g)
+            g /= tmp
+            p += g
 
 
 @dataclass
