@@ -42,7 +42,7 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 MAX_BATCH = 200  # batch_size="auto": min(200, n_samples)
 #: Working memory of one chunk of networks trained together (parameters, Adam moments,
 #: activations); bounds peak memory whatever the number of draws.
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 24 * 2**20
 
 
 # ------------------------------------------------------------------------- stacked networks
