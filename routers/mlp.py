@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -86,7 +88,7 @@ def init_params(
     ``rs`` is then where sklearn's random state is when training starts.
     """
     coefs, intercepts = [], []
-    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+    for fan_in, fan_out in pairwise(layer_units):
         bound = np.sqrt(6.0 / (fan_in + fan_out))
         coefs.append(rs.uniform(-bound, bound, (fan_in, fan_out)))
         intercepts.append(rs.uniform(-bound, bound, fan_out))
@@ -158,7 +160,7 @@ class _Config:
 
 
 def _n_chunks(K: int, X: Any, units: list[int], n_jobs: int) -> int:
-    n_params = sum(a * b + b for a, b in zip(units[:-1], units[1:]))
+    n_params = sum(a * b + b for a, b in pairwise(units))
     batch = min(MAX_BATCH, X.shape[0])
     # parameters, two Adam moments, gradients and update temporaries; batch inputs and activations
     per_net = 8 * (5 * n_params + 3 * batch * sum(units))
@@ -226,7 +228,7 @@ class _Chunk:
 
 def _train_chunk(X: Any, Y: np.ndarray, seeds: np.ndarray, cfg: _Config) -> _Chunk:
     """Train the networks of one chunk together; stopped networks leave the active stack."""
-    K, n, m = Y.shape
+    K, n, _ = Y.shape
     n_layers = len(cfg.units) - 1
     uniq, slot = np.unique(seeds, return_inverse=True)
     rngs = [np.random.RandomState(int(s)) for s in uniq]  # one stream per seed: init, shuffles

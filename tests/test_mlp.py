@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-
 from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_limits
 
@@ -48,7 +47,7 @@ def test_planted_signal_is_learned():
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
     X, t, _ = planted(60, 0)
-    kw = dict(hidden=(16,), max_iter=40)
+    kw = {"hidden": (16,), "max_iter": 40}
     a = MLPRouter(**kw).fit(X, t, seed=5).predict(X)
     b = MLPRouter(**kw).fit(X, t, seed=5).predict(X)
     c = MLPRouter(**kw).fit(X, t, seed=6).predict(X)
@@ -69,7 +68,7 @@ def single_shot_targets(n: int, d: int, seed: int) -> tuple[np.ndarray, Targets]
 @pytest.mark.parametrize("impl", ["vectorised", "sklearn"])
 def test_draws_parallel_equal_sequential_and_one_by_one(impl):
     X, t = single_shot_targets(40, 3, 0)
-    kw = dict(hidden=(16,), max_iter=30, impl=impl)
+    kw = {"hidden": (16,), "max_iter": 30, "impl": impl}
     seq = MLPRouter(n_jobs=1, **kw).fit(X, t, seed=10)
     par = MLPRouter(n_jobs=2, **kw).fit(X, t, seed=10)
     p_seq, p_par = seq.predict(X), par.predict(X)
@@ -88,7 +87,7 @@ def test_vectorised_router_equals_sklearn_router_bitwise():
     X, t, _ = planted(60, 0)
     rng = np.random.default_rng(3)
     X_test = rng.normal(size=(25, 6))
-    kw = dict(hidden=(12, 6), max_iter=150)
+    kw = {"hidden": (12, 6), "max_iter": 150}
     vec = MLPRouter(**kw).fit(X, t, seed=4)
     ref = MLPRouter(impl="sklearn", **kw).fit(X, t, seed=4)
     assert "stack_" in vars(vec) and "members_" not in vars(vec)
