@@ -133,6 +133,11 @@ def fit_mlp_stack(
     if not sp.issparse(X):
         X = np.asarray(X, dtype=np.float64)
     units = [X.shape[1], *(int(h) for h in hidden), Y.shape[2]]
+    if min(units[1:-1], default=1) < 1 or int(max_iter) < 1 or float(lr) <= 0 or float(alpha) < 0:
+        raise ValueError(
+            f"fit_mlp_stack: need hidden sizes >= 1, max_iter >= 1, lr > 0 and alpha >= 0; got "
+            f"hidden={tuple(hidden)}, max_iter={max_iter}, lr={lr}, alpha={alpha}"
+        )
     cfg = _Config(units, float(alpha), float(lr), int(max_iter))
     K = Y.shape[0]
     chunks = np.array_split(np.arange(K), _n_chunks(K, X, units, max(1, int(n_jobs))))
@@ -142,6 +147,11 @@ def fit_mlp_stack(
         else:
             with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
                 parts = list(pool.map(lambda c: _train_chunk(X, Y[c], seeds[c], cfg), chunks))
+    if not all(np.isfinite(p).all() for part in parts for p in part.coefs + part.intercepts):
+        raise ValueError(  # as MLPRegressor.fit
+            "fit_mlp_stack: the solver produced non-finite parameter weights; the input data may"
+            " contain large values and need to be preprocessed"
+        )
     return MLPStack(
         coefs=[np.concatenate([p.coefs[i] for p in parts]) for i in range(len(units) - 1)],
         intercepts=[np.concatenate([p.intercepts[i] for p in parts]) for i in range(len(units) - 1)],

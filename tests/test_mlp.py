@@ -271,3 +271,18 @@ def test_stack_rejects_bad_targets_and_seeds():
         fit_mlp_stack(X, np.full((1, 4, 1), np.nan), [0])
     with pytest.raises(ValueError, match="2 seeds for 1 networks"):
         fit_mlp_stack(X, np.zeros((1, 4, 1)), [0, 1])
+    with pytest.raises(ValueError, match="max_iter >= 1"):
+        fit_mlp_stack(X, np.zeros((1, 4, 1)), [0], max_iter=0)
+    with pytest.raises(ValueError, match="hidden sizes >= 1"):
+        fit_mlp_stack(X, np.zeros((1, 4, 1)), [0], hidden=(4, 0))
+
+
+def test_diverging_training_is_an_error_as_in_sklearn():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    y = np.ones(6)  # a step size of 1e200 sends the weights to inf, then NaN
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="non-finite parameter weights"):
+            MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0, learning_rate_init=1e200).fit(X, y)
+        with pytest.raises(ValueError, match="non-finite parameter weights"):
+            fit_mlp_stack(X, y[None, :, None], [0], hidden=(3,), max_iter=5, lr=1e200)
