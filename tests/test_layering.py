@@ -1,10 +1,15 @@
 """The import graph, read with ``ast`` from every module of benchmark/, supervision/, routers/ and
 evaluators/: imports point down the pipeline stages, there are no cycles, and imports inside
-functions are only for optional dependencies (docs/CONTRIBUTING.md, "Layering")."""
+functions are only for optional dependencies or the named heavy modules (docs/CONTRIBUTING.md,
+"Layering"); a real kNN/TF-IDF sweep run through the CLI imports none of the heavy ones."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -212,3 +217,35 @@ def test_cli_start_up_imports_no_heavy_module():
     # ... and the kNN router module itself.
     assert not [t for t, _, inside in imports("routers.knn", MODULES["routers.knn"])
                 if lazily_importable(t)]
+
+
+#: Runs the Hydra main of ``darsbench`` with the arguments in argv, then prints the loaded modules.
+_WRAPPER = """
+import json, sys
+sys.argv = ["darsbench", *sys.argv[1:]]
+from benchmark.app.cli import main
+try:
+    main()
+finally:
+    print("LOADED_MODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
+    """A kNN/TF-IDF single_shot + dars sweep, end to end through the CLI in a fresh process
+    (caches, both cells, leaderboards): none of the heavy modules gets imported."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO)}
+    args = ["-m", "router=knn", "supervision=single_shot,dars", "features=tfidf",
+            "dataset.overrides={n_train:40,n_test:30}", "supervision.n_draws=5",
+            f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(sweep.glob("*/results.json"))) == 2  # both cells ran
+    line = [x for x in proc.stdout.splitlines() if x.startswith("LOADED_MODULES ")][-1]
+    loaded = json.loads(line.split(" ", 1)[1])
+    assert "routers.knn" in loaded and "sklearn.feature_extraction.text" in loaded
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in LAZY_HEAVY))
+    assert heavy == []
