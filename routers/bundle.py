@@ -244,7 +244,9 @@ class QueryEncoder:
         if self.kind == "tfidf":
             return TfidfFeaturizer(p["ngram_range"], p["max_features"], p["min_df"], p["lowercase"],
                                    p["sublinear_tf"])
-        return MiniLMFeaturizer(int(p.get("batch_size", 64)), bool(p["normalize"]), str(p["device"]))
+        # Bundles from before the ONNX backend name none: they were encoded with torch.
+        return MiniLMFeaturizer(int(p.get("batch_size", 64)), bool(p["normalize"]), str(p["device"]),
+                                backend=str(p.get("backend", "torch")), quantize=bool(p.get("quantize", False)))
 
     def encode(self, texts: Sequence[str]) -> Any:
         """Feature matrix ``[n, d]`` of ``texts`` (CSR for tfidf, dense for minilm)."""

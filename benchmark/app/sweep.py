@@ -156,7 +156,10 @@ def prepare_caches(configs: list[DictConfig]) -> list[str]:
             data = datasets[d_key]
             if data is None:
                 continue
-            compute_features(instantiate(cfg.features), data.train_queries["text"].tolist(),
+            featurizer = instantiate(cfg.features)
+            if getattr(featurizer, "progress", False) is None:
+                featurizer.progress = False  # no encoding bar in a sweep unless features.progress=true
+            compute_features(featurizer, data.train_queries["text"].tolist(),
                              data.test_queries["text"].tolist(), cache_dir=cache_dir)
         except Exception as exc:  # noqa: BLE001 - reported; the cell records its own error
             datasets.setdefault(d_key, None)
