@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmark import features as F
+
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("benchmark", "supervision", "routers", "evaluators")
@@ -232,13 +236,13 @@ finally:
 """
 
 
-def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
-    """A kNN/TF-IDF single_shot + dars sweep, end to end through the CLI in a fresh process
-    (caches, both cells, leaderboards): none of the heavy modules gets imported."""
+def knn_sweep_modules(tmp_path: Path, features: str) -> list[str]:
+    """Modules loaded by a kNN single_shot + dars sweep run through the CLI in a fresh process
+    (caches, both cells, leaderboards)."""
     sweep = tmp_path / "sweep"
     env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(REPO)}
-    args = ["-m", "router=knn", "supervision=single_shot,dars", "features=tfidf",
+    args = ["-m", "router=knn", "supervision=single_shot,dars", f"features={features}",
             "dataset.overrides={n_train:40,n_test:30}", "supervision.n_draws=5",
             f"hydra.sweep.dir={sweep}"]
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], cwd=tmp_path, env=env,
@@ -246,7 +250,23 @@ def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2  # both cells ran
     line = [x for x in proc.stdout.splitlines() if x.startswith("LOADED_MODULES ")][-1]
-    loaded = json.loads(line.split(" ", 1)[1])
+    return json.loads(line.split(" ", 1)[1])
+
+
+def heavy_in(loaded: list[str]) -> list[str]:
+    return sorted({h for m in loaded for h in LAZY_HEAVY if m == h or m.startswith(h + ".")})
+
+
+def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
+    loaded = knn_sweep_modules(tmp_path, "tfidf")
     assert "routers.knn" in loaded and "sklearn.feature_extraction.text" in loaded
-    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in LAZY_HEAVY))
-    assert heavy == []
+    assert heavy_in(loaded) == []
+
+
+@pytest.mark.skipif(not F._onnx_available(), reason="the onnx extra is not installed")
+def test_knn_minilm_sweep_on_onnx_imports_no_torch(tmp_path):
+    """MiniLM on the ONNX backend, once the model is converted: onnxruntime and the tokenizer,
+    no torch, transformers or sentence-transformers."""
+    F.onnx_model(F.minilm_path(), F.model_cache_dir())  # the one-off conversion (uses torch)
+    loaded = knn_sweep_modules(tmp_path, "minilm")
+    assert heavy_in(loaded) == ["onnxruntime", "tokenizers"]

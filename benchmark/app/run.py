@@ -70,7 +70,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
     """Package versions, read once per process (each lookup scans the installed distributions)."""
     names = [
         "darsbench", "numpy", "scipy", "pandas", "scikit-learn", "torch", "lightning",
-        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers",
+        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers", "onnxruntime",
     ]
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for n in names:
