@@ -3,6 +3,7 @@ sentence-transformers' (max 1 - cosine). README, "Start-up and encoding speed".
 
     python bench/encode_speed.py                 # the gpqa_like preset's 548 feature texts
     python bench/encode_speed.py --preset math_like --repeat 3 --quantized
+    python bench/encode_speed.py --routing        # kNN metrics per backend (CLI, 3 presets)
 
 Each backend is loaded and run once on a few texts before timing (model load and, for onnx, the
 one-off conversion are reported separately). Prints the machine load (``uptime``) first.
@@ -11,6 +12,7 @@ one-off conversion are reported separately). Prints the machine load (``uptime``
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -42,6 +44,28 @@ def timed(f: MiniLMFeaturizer, texts: list[str], repeat: int) -> tuple[np.ndarra
     return emb, best
 
 
+ROUTING_VARIANTS = {"torch": ["features.backend=torch"], "onnx": ["features.backend=onnx"],
+                    "onnx int8": ["features.backend=onnx", "features.quantize=true"]}
+
+
+def routing(presets: list[str], cache: Path) -> None:
+    """kNN single_shot (100 draws) + dars through the CLI on each backend's features: rU, dU
+    and tU of both cells (one sweep per backend and preset, same data)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DARSBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    print("\n| preset | backend | single_shot rU | single_shot dU | single_shot tU | dars rU | dars dU | dars tU |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for preset in presets:
+        for label, extra in ROUTING_VARIANTS.items():
+            sweep = cache / "routing" / preset / label.replace(" ", "_")
+            subprocess.run([sys.executable, "-m", "benchmark.app.cli", "-m", "router=knn",
+                            "supervision=single_shot,dars", f"dataset={preset}", "features=minilm", *extra,
+                            f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=env, check=True, capture_output=True)
+            with open(sweep / "leaderboard.csv", newline="") as fh:
+                rows = {r["supervision"]: r for r in csv.DictReader(fh) if r["method"] == "knn"}
+            cells = [f"{float(rows[m][k]):.4f}" for m in ("single_shot", "dars") for k in ("rU", "dU", "tU")]
+            print(f"| {preset} | {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="gpqa_like")
@@ -49,9 +73,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quantized", action="store_true", help="also the int8 ONNX model (opt-in)")
+    ap.add_argument("--routing", action="store_true",
+                    help="instead: kNN routing metrics per backend on gpqa_like, math_like, drop_like")
     args = ap.parse_args()
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     cache = Path(os.environ.get("DARSBENCH_CACHE") or tempfile.mkdtemp(prefix="encode-speed-"))
+    if args.routing:
+        routing(["gpqa_like", "math_like", "drop_like"], cache)
+        return
     data = SyntheticSource(args.preset, args.preset, 0).load(cache)
     texts = data.train_queries["text"].tolist() + data.test_queries["text"].tolist()
     chars = np.array([len(t) for t in texts])
