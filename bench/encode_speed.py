@@ -3,7 +3,7 @@ sentence-transformers' (max 1 - cosine). README, "Start-up and encoding speed".
 
     python bench/encode_speed.py                 # the gpqa_like preset's 548 feature texts
     python bench/encode_speed.py --preset math_like --repeat 3 --quantized
-    python bench/encode_speed.py --routing        # kNN metrics per backend (CLI, 3 presets)
+    python bench/encode_speed.py --routing gpqa_like math_like   # kNN metrics per backend (CLI)
 
 Each backend is loaded and run once on a few texts before timing (model load and, for onnx, the
 one-off conversion are reported separately). Prints the machine load (``uptime``) first.
@@ -73,13 +73,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quantized", action="store_true", help="also the int8 ONNX model (opt-in)")
-    ap.add_argument("--routing", action="store_true",
-                    help="instead: kNN routing metrics per backend on gpqa_like, math_like, drop_like")
+    ap.add_argument("--routing", nargs="*", metavar="PRESET",
+                    help="instead: kNN routing metrics per backend on these presets (none: gpqa_like)")
     args = ap.parse_args()
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     cache = Path(os.environ.get("DARSBENCH_CACHE") or tempfile.mkdtemp(prefix="encode-speed-"))
-    if args.routing:
-        routing(["gpqa_like", "math_like", "drop_like"], cache)
+    if args.routing is not None:
+        routing(args.routing or ["gpqa_like"], cache)
         return
     data = SyntheticSource(args.preset, args.preset, 0).load(cache)
     texts = data.train_queries["text"].tolist() + data.test_queries["text"].tolist()
