@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,12 @@ class CellSpec:
     use_context: bool = True
 
 
-def package_versions() -> dict[str, str]:
+@lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Package versions, read once per process (each lookup scans the installed distributions)."""
     names = [
         "darsbench", "numpy", "scipy", "pandas", "scikit-learn", "torch", "lightning",
-        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers",
+        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers", "onnxruntime",
     ]
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for n in names:
@@ -75,7 +78,11 @@ def package_versions() -> dict[str, str]:
             out[n] = metadata.version(n)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out.items())
+
+
+def package_versions() -> dict[str, str]:
+    return dict(_versions())
 
 
 def _summary(values: np.ndarray) -> dict[str, Any]:
