@@ -95,10 +95,11 @@ def test_batcher_groups_concurrent_queries_and_isolates_a_failure(tmp_path, in_t
 
     async def main() -> list:
         batcher = RouteBatcher(failing, max_batch=64, in_thread=in_thread)
-        futures = [batcher.route(q, 0.1, 0.0) for q in queries]  # all queued before routing starts
+        tasks = [asyncio.ensure_future(batcher.route(q, 0.1, 0.0)) for q in queries]
+        await asyncio.sleep(0)  # every request queues its query (as when read in one loop turn)
         batcher.start()
         try:
-            return await asyncio.gather(*futures, return_exceptions=True)
+            return await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             batcher.stop()
 

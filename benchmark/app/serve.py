@@ -39,6 +39,10 @@ try:  # optional (pip install 'darsbench[serve]'): faster JSON; the standard lib
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
     orjson = None
+try:  # optional (httptools, in the serve extra): the faster HTTP parser, stamping arrivals early
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - depends on the environment
+    HttpToolsProtocol = None
 
 ROUTE_MODEL = "darsbench-route"
 #: Keys of a collection pool entry that serving reads; the other collection keys are allowed.
@@ -213,12 +217,14 @@ class QueryRouter:
 
 class RouteBatcher:
     """Routes concurrent requests together (micro-batching): each routing call takes every query
-    queued when it starts (up to ``max_batch``) and nothing waits for more to arrive.
+    queued when it starts (up to ``max_batch``) and never waits for more to arrive.
 
-    ``in_thread`` False routes on the event loop (the queries parsed in one loop turn form a
-    batch; cheap, GIL-bound encoders such as TF-IDF); True routes in ``threads`` dedicated threads
-    (torch releases the GIL while encoding MiniLM, so the loop keeps relaying traffic). A batch
-    that raises is re-routed one query at a time, so a failure stays with its own request.
+    ``in_thread`` False routes on the event loop: a request queues its query and yields once,
+    so the requests read in the same loop turn queue theirs too; the first to resume routes them
+    all, and each continues to its upstream without another wait (cheap, GIL-bound encoders
+    such as TF-IDF). True routes in ``threads`` dedicated threads (torch releases the GIL while
+    encoding MiniLM, so the loop keeps relaying traffic). A batch that raises is re-routed one
+    query at a time, so a failure stays with its own request.
     """
 
     def __init__(self, router: QueryRouter, max_batch: int = 32, in_thread: bool = False,
@@ -228,12 +234,12 @@ class RouteBatcher:
         self.in_thread = bool(in_thread)
         self.threads = int(threads)
         self._pending: list[tuple[str, float, float, asyncio.Future]] = []
-        self._scheduled = False
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        """Start the routing threads (``in_thread``); requests queued before wait for them."""
         self._loop = asyncio.get_running_loop()
         if self.in_thread:
             self._workers = [threading.Thread(target=self._work, name=f"darsbench-route-{i}", daemon=True)
@@ -248,19 +254,20 @@ class RouteBatcher:
             w.join(timeout=10)
         self._workers = []
 
-    def route(self, text: str, lam: float, beta: float) -> asyncio.Future:
-        """A future of the :class:`Route` of ``text`` (threads route it once :meth:`start` ran)."""
+    async def route(self, text: str, lam: float, beta: float) -> Route:
+        """The :class:`Route` of ``text`` (raises what routing it raised)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         item = (text, lam, beta, self._loop.create_future())
         if self.in_thread:
             self._queue.put(item)
-        else:
-            self._pending.append(item)
-            if not self._scheduled:
-                self._scheduled = True
-                self._loop.call_soon(self._flush)
-        return item[3]
+            return await item[3]
+        self._pending.append(item)
+        await asyncio.sleep(0)  # the other requests of this loop turn queue their queries
+        while not item[3].done():  # the first to resume routes everything queued
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            self._deliver(batch, self._run(batch))
+        return item[3].result()
 
     def _run(self, batch: list[tuple[str, float, float, asyncio.Future]]) -> list[Any]:
         """Routes or exceptions, one per queued item."""
@@ -277,20 +284,12 @@ class RouteBatcher:
     @staticmethod
     def _deliver(batch: list[tuple[str, float, float, asyncio.Future]], results: list[Any]) -> None:
         for (*_, fut), res in zip(batch, results):
-            if fut.cancelled():
+            if fut.done():  # cancelled meanwhile
                 continue
             if isinstance(res, BaseException):
                 fut.set_exception(res)
             else:
                 fut.set_result(res)
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-        if self._pending:
-            self._loop.call_soon(self._flush)  # type: ignore[union-attr]
-        else:
-            self._scheduled = False
-        self._deliver(batch, self._run(batch))
 
     def _work(self) -> None:
         while True:
@@ -421,22 +420,26 @@ def create_app(cfg: ServeConfig) -> Any:
     """The ASGI app (FastAPI) serving ``cfg``."""
     router = QueryRouter(cfg.bundle, cfg.draw)
     in_thread = cfg.route_in == "thread" or (cfg.route_in == "auto" and cfg.bundle.encoder.kind != "tfidf")
+    inline = cfg.route_in == "inline"
     batcher = RouteBatcher(router, cfg.max_batch, in_thread, cfg.route_workers)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        state["client"] = httpx.AsyncClient(
+        # One persistent client (connection pool) per pool model: httpcore scans its whole pool
+        # for each request, so small per-upstream pools cost less CPU than one shared pool.
+        state["clients"] = {name: httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.timeout_s),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=128),
-        )
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        ) for name in cfg.pool}
         batcher.start()
         # Everything loaded so far (torch, the router, the encoder) is long-lived: keep it out of
         # the collector's scans, so full collections during serving stay short.
         gc.collect()
         gc.freeze()
         yield
-        await state["client"].aclose()
+        for client in state["clients"].values():
+            await client.aclose()
         batcher.stop()
         cfg.log.close()
 
@@ -457,7 +460,7 @@ def create_app(cfg: ServeConfig) -> Any:
         except ValueError as err:  # json.JSONDecodeError and orjson's are ValueErrors
             return error(400, str(err), "invalid_request_error")
         try:
-            route = await batcher.route(text, lam, beta)
+            route = router.route(text, lam, beta) if inline else await batcher.route(text, lam, beta)
         except Exception as err:  # noqa: BLE001 - the router failed on this query
             return error(500, f"routing failed: {type(err).__name__}: {err}", "routing_error")
         return body, text, route
@@ -511,12 +514,11 @@ def create_app(cfg: ServeConfig) -> Any:
         body, text, route = parsed
         t0 = request.scope["darsbench_t0"]
         t_routed = time.perf_counter()
-        client: httpx.AsyncClient = state["client"]
         stream = bool(body.get("stream"))
         tries: list[dict[str, Any]] = []
         overhead_ms = None
         for name in route.ranking[: cfg.max_tries]:
-            model = cfg.pool[name]
+            model, client = cfg.pool[name], state["clients"][name]
             req = upstream_request(client, body, model)
             if overhead_ms is None:  # the first upstream request is built and handed to the client
                 overhead_ms = (time.perf_counter() - t0) * 1e3
@@ -573,11 +575,9 @@ def create_app(cfg: ServeConfig) -> Any:
 
     @app.get("/health")
     async def health() -> Any:
-        client: httpx.AsyncClient = state["client"]
-
         async def probe(m: PoolModel) -> bool:
             try:
-                r = await client.get(f"{m.base_url}/models", headers=auth(m),
+                r = await state["clients"][m.name].get(f"{m.base_url}/models", headers=auth(m),
                                      timeout=cfg.health_timeout_s)
             except httpx.HTTPError:
                 return False
@@ -594,14 +594,35 @@ def create_app(cfg: ServeConfig) -> Any:
 
 
 class _ReceivedAt:
-    """ASGI middleware: the time a request arrived (start of the router's overhead)."""
+    """ASGI middleware: the time a request arrived (start of the router's overhead), unless the
+    HTTP protocol stamped it earlier (:func:`http_protocol`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        scope["darsbench_t0"] = time.perf_counter()
+        scope.setdefault("darsbench_t0", time.perf_counter())
         await self.app(scope, receive, send)
+
+
+if HttpToolsProtocol is not None:
+    class _StampedHttpTools(HttpToolsProtocol):
+        """uvicorn's httptools protocol, stamping a request when its first bytes are parsed (before
+        the request's task is even created)."""
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope["darsbench_t0"] = time.perf_counter()
+
+
+def http_protocol(choice: str) -> Any:
+    """uvicorn's ``http`` setting: httptools (arrival stamped as parsed) when installed and not
+    refused, else h11 (arrival stamped when the app is called)."""
+    if choice == "h11" or (choice == "auto" and HttpToolsProtocol is None):
+        return "h11"
+    if HttpToolsProtocol is None:
+        raise ServeError("--http httptools: httptools is not installed (pip install 'darsbench[serve]')")
+    return _StampedHttpTools
 
 
 async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, Any], model: PoolModel,
@@ -707,7 +728,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout-s", type=float, default=60.0, help="per upstream try")
     ap.add_argument("--max-tries", type=int, default=3, help="models tried per request (>= 1)")
     ap.add_argument("--draw", type=int, default=0, help="draw served from a single-shot bundle")
-    ap.add_argument("--route-in", choices=("auto", "loop", "thread"), default="auto",
+    ap.add_argument("--route-in", choices=("auto", "loop", "thread", "inline"), default="auto",
                     help="where queries are encoded and scored: on the event loop, in dedicated "
                          "threads, or auto (the loop for TF-IDF, threads for MiniLM)")
     ap.add_argument("--route-workers", type=int, default=1,
@@ -761,11 +782,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _serve_parser().parse_args(argv)
     try:
         cfg = build_config(args)
+        http = http_protocol(args.http)
     except (OSError, ValueError) as err:
         print(f"darsbench-serve: {err}", file=sys.stderr)
         sys.exit(2)
     uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning", loop=args.loop,
-                http=args.http, backlog=2048)
+                http=http, backlog=2048)
 
 
 if __name__ == "__main__":
