@@ -8,9 +8,10 @@ process) over stub upstreams (benchmark.app.serve_stub, one process for the pool
 test queries from ``concurrency`` closed-loop clients in this process. The clients speak plain
 HTTP/1.1 over keep-alive sockets, so they cost the shared cores little; the CPU time of each
 process per request is printed. "overhead" is the server's own ``overhead_ms`` from its JSON-line
-log: from the moment uvicorn hands the parsed request to the app to the moment the first upstream
-request is handed to the HTTP client (queueing for the router included). "route alone": encoding
-+ scoring one query at a time in this process, the router's own cost without any queue.
+log: from the moment uvicorn starts parsing the request (httptools; h11: the app is called) to the
+moment the first upstream request is handed to the HTTP client (queueing for the router included).
+"route alone": encoding + scoring one query at a time in this process, the router's own cost
+without any queue. ``--server-repo`` runs the server from another checkout (an A/B of versions).
 Definitions and figures: README, "Save and serve a router".
 """
 
@@ -135,6 +136,7 @@ def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, fl
     alone = route_alone(bundle, texts[:300])
     models = json.loads((bundle / "bundle.json").read_text())["pool"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    server_env = {**env, "PYTHONPATH": str(Path(args.server_repo).resolve())}
     taskset = lambda cpus: ["taskset", "-c", cpus] if cpus else []  # noqa: E731
     stub_cmd = [*taskset(args.client_cpus), sys.executable, "-m", "benchmark.app.serve_stub",
                 "--delay-s", str(args.upstream_delay_ms / 1e3)]
@@ -154,7 +156,7 @@ def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, fl
                   "--port", str(port), "--log", str(log), *args.server_args.split()]
     if args.server_cpus:
         server_cmd += ["--cpus", args.server_cpus]
-    proc = subprocess.Popen(server_cmd, env=env)
+    proc = subprocess.Popen(server_cmd, env=server_env)
     if args.client_cpus:
         os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     try:
@@ -179,7 +181,7 @@ def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, fl
         stub.wait(timeout=30)
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
     rows = [json.loads(line) for line in log.read_text().splitlines()][args.warmup:]
-    col = lambda k: np.array([r[k] for r in rows])  # noqa: E731
+    col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
     pct = lambda a, q: float(np.percentile(a, q))  # noqa: E731
     return {"alone_p50": pct(alone, 50), "alone_p99": pct(alone, 99), "requests": len(rows),
             "overhead_p50": pct(col("overhead_ms"), 50), "overhead_p99": pct(col("overhead_ms"), 99),
@@ -200,6 +202,8 @@ def main() -> None:
     ap.add_argument("--server-args", default="", help="extra darsbench-serve arguments, one string")
     ap.add_argument("--server-cpus", default=None, help="pin the server to these CPUs (e.g. 0)")
     ap.add_argument("--client-cpus", default=None, help="pin the clients and stubs to these CPUs (e.g. 1)")
+    ap.add_argument("--server-repo", default=str(REPO),
+                    help="run the server from this checkout (A/B against another version)")
     ap.add_argument("--work", default=None, help="folder for the fitted bundles (reused when present)")
     args = ap.parse_args()
     load_before = os.getloadavg()
@@ -207,7 +211,7 @@ def main() -> None:
           f"upstream delay {args.upstream_delay_ms:g} ms, server args {args.server_args!r}, "
           f"server cpus {args.server_cpus}, client cpus {args.client_cpus}; load average before "
           f"{load_before[0]:.2f}")
-    print("overhead = uvicorn hands the request to the app -> first upstream request handed to the "
+    print("overhead = the server starts parsing the request -> first upstream request handed to the "
           "HTTP client (server-side); wait = of that, waiting for and running the router")
     print("| router | route alone p50 / p99 | overhead p50 / p99 | wait p50 / p99 | mean batch | "
           "client p50 / p99 | req/s | CPU ms/request server / stubs / client |")
