@@ -156,7 +156,7 @@ def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, fl
                   "--port", str(port), "--log", str(log), *args.server_args.split()]
     if args.server_cpus:
         server_cmd += ["--cpus", args.server_cpus]
-    proc = subprocess.Popen(server_cmd, env=server_env)
+    proc = subprocess.Popen(server_cmd, env=server_env, cwd=args.server_repo)
     if args.client_cpus:
         os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     try:
