@@ -165,7 +165,7 @@ class OfficialGraphRouter(OfficialRouter):
         self.model_x_ = xm
         self.n_features_in_ = x.shape[1]
         self.train_loss_ = losses
-        self.fit_stats_ = {"train_mse": train_mse, "train_loss": losses[-1] if losses else float("nan")}
+        self.fit_stats_ = {"train_mse": train_mse, "train_loss": losses[-1] if losses else float("nan")}  # nan: no epoch ran
 
     def _predict_single(self, X: Any) -> Signals:
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "graphrouter_official.predict"), dtype=np.float32))
