@@ -31,6 +31,7 @@ from evaluators.baselines import (
 from evaluators.budget import generations_used, training_queries
 from evaluators.frontier import frontier_points
 from routers.bundle import QueryEncoder, save_bundle
+from routers.summary import training_summary
 from supervision.modes import make_targets
 from supervision.stats import draw_std
 
@@ -179,6 +180,7 @@ def run_cell(
     timings["route"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    fit = training_summary(spec.router, X_train, targets, spec.lam, spec.beta)  # per draw
     stats = {p: M.ViewStats.from_block(b) for p, b in data.test_views.items()}
     values, shares = evaluate_policy(data, stats, choices, spec.lam, spec.beta)
     baselines = baseline_results(data, stats, spec.lam, spec.beta)
@@ -235,6 +237,8 @@ def run_cell(
             "n_queries_asked": spec.n_train_queries,
             "budget_per_model": spec.train_budget,
             "generations": generations_used(targets.n_obs, targets.n_draws),
+            # per-draw fit on the training queries: regret, accuracy, the router's own statistics
+            "fit": {k: {**_summary(v), "per_draw": [float(x) for x in v]} for k, v in fit.items()},
         },
         "bootstrap": {
             "resamples": int(spec.bootstrap_resamples), "seed": int(spec.bootstrap_seed),
