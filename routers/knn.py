@@ -167,6 +167,6 @@ class KNNRouter(SharedDrawsRouter):
             undefined[:, :, lo:hi] = ~defined
         if undefined.any():
             warn_fallback("knn", undefined, "neighbour")
-            out = np.where(undefined, self.fallback_[:, :, None, :], out)
+            np.copyto(out, self.fallback_[:, :, None, :], where=undefined)  # in place: no second [3, D, n, M]
         return out
 

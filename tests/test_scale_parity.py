@@ -147,3 +147,9 @@ def test_simulator_output_identical_to_the_recorded_reference(preset, seed):
 def test_simulator_output_identical_across_truth_chunks():
     data = simulate(replace(PRESETS["default"], n_train=400, n_test=60), 2)
     assert _full_fingerprint(data) == _LARGE_FINGERPRINT
+
+
+@pytest.mark.parametrize("preset,seed", [("drop_like", 5), ("gpqa_like", 0)])
+def test_simulator_splits_in_two_processes_give_the_same_output(preset, seed):
+    data = simulate(replace(PRESETS[preset], n_train=23, n_test=17), seed, workers=2)
+    assert _full_fingerprint(data) == _FINGERPRINTS[(preset, seed)]

@@ -3,6 +3,9 @@ seeded streams (docs/simulator.md, "Generative model")."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +19,7 @@ from benchmark.data.simulator.config import (
     SIMULATOR_VERSION,
     SimulatorConfig,
     config_hash,
+    n_observations,
 )
 from benchmark.data.simulator.text import QueryText, make_query_text, rewrite_views
 from benchmark.data.simulator.truth import TruthDetail, pair_truth
@@ -287,17 +291,46 @@ def _simulate_split(
     )
 
 
-def simulate(cfg: SimulatorConfig, seed: int, name: str = "synthetic") -> SimulatedData:
-    """Draw a dataset from the generative model (in memory). Deterministic in ``(cfg, seed)``."""
+#: ``simulate(workers=None)`` draws the two splits in two processes from this many observations.
+PARALLEL_FROM_OBSERVATIONS = 1_000_000
+
+
+def _split_streams(split: str, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    if split == "train":
+        return _rng(seed, _STREAM_TRAIN_Q), _rng(seed, _STREAM_TRAIN_OBS)
+    return _rng(seed, _STREAM_TEST_Q), _rng(seed, _STREAM_TEST_OBS)
+
+
+def _split_job(cfg: SimulatorConfig, split: str, skill: np.ndarray, seed: int) -> SimulatedSplit:
+    """One split from its own two streams (what a worker process runs)."""
+    n = cfg.n_train if split == "train" else cfg.n_test
+    return _simulate_split(cfg, split, n, skill, *_split_streams(split, seed))
+
+
+def simulate(
+    cfg: SimulatorConfig, seed: int, name: str = "synthetic", workers: int | None = None
+) -> SimulatedData:
+    """Draw a dataset from the generative model (in memory). Deterministic in ``(cfg, seed)``.
+
+    Each split draws from its own streams, so the splits are independent computations: with
+    ``workers=2`` the training split runs in a second process while this one draws the test
+    split, and the result is the same, bit for bit. ``workers=None`` uses two processes from
+    :data:`PARALLEL_FROM_OBSERVATIONS` observations on where two cores are available.
+    """
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
+    if workers is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = 2 if cores >= 2 and n_observations(cfg) >= PARALLEL_FROM_OBSERVATIONS else 1
     skill = _skill_matrix(cfg, _rng(seed, _STREAM_WORLD))
-    train = _simulate_split(
-        cfg, "train", cfg.n_train, skill, _rng(seed, _STREAM_TRAIN_Q), _rng(seed, _STREAM_TRAIN_OBS)
-    )
-    test = _simulate_split(
-        cfg, "test", cfg.n_test, skill, _rng(seed, _STREAM_TEST_Q), _rng(seed, _STREAM_TEST_OBS)
-    )
+    if workers > 1:
+        # spawn, not fork: the parent may hold threads (BLAS, Arrow, tqdm) that fork would copy mid-lock
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            train_job = pool.submit(_split_job, cfg, "train", skill, seed)
+            test = _split_job(cfg, "test", skill, seed)
+            train = train_job.result()
+    else:
+        train = _split_job(cfg, "train", skill, seed)
+        test = _split_job(cfg, "test", skill, seed)
     return SimulatedData(cfg=cfg, seed=seed, name=name, skill=skill, train=train, test=test)
-

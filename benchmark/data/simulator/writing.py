@@ -20,6 +20,7 @@ from benchmark.data.simulator.config import (
     SIMULATOR_VERSION,
     SimulatorConfig,
     config_hash,
+    n_observations,
 )
 from benchmark.data.simulator.sampling import SimulatedData, simulate
 
@@ -27,13 +28,6 @@ from benchmark.data.simulator.sampling import SimulatedData, simulate
 BATCH_ROWS = 1 << 18
 #: ``ensure_simulated(fmt="auto")`` writes Parquet from this many observations on.
 PARQUET_FROM_OBSERVATIONS = 500_000
-
-
-def n_observations(cfg: SimulatorConfig) -> int:
-    """Rows of both split files of a simulation with ``cfg``."""
-    n_m = len(cfg.models)
-    train = cfg.n_train * n_m * cfg.n_rewrites * cfg.n_decodes
-    return train + cfg.n_test * n_m * (cfg.n_test_rewrites + len(cfg.test_temperatures))
 
 
 def _dict(indices: np.ndarray, values: list, mask: np.ndarray | None = None) -> pa.DictionaryArray:
