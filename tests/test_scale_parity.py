@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.data.dataset import ObservationBlock
 from benchmark.data.simulator import PRESETS, simulate
+from benchmark.data.simulator.intstream import BoundedInts
 from supervision import utility as utility_module
 from supervision.modes import make_targets
 from supervision.utility import select_grid, select_models, utility
@@ -153,3 +154,41 @@ def test_simulator_output_identical_across_truth_chunks():
 def test_simulator_splits_in_two_processes_give_the_same_output(preset, seed):
     data = simulate(replace(PRESETS[preset], n_train=23, n_test=17), seed, workers=2)
     assert _full_fingerprint(data) == _FINGERPRINTS[(preset, seed)]
+
+
+# ------------------------------------------------------------- numpy's integers, replayed
+def _numpy_and_replay(seed: int):
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    a.integers(3)  # leave half of a 64-bit output cached in both
+    b.integers(3)
+    return a, b, BoundedInts(b)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bounded_ints_replay_numpy_draw_for_draw(seed):
+    """Same numbers and same generator state afterwards, for every call the simulator makes;
+    ranges near 2**31 take Lemire's rejection branch about half the time."""
+    a, b, ints = _numpy_and_replay(seed)
+    plan = np.random.default_rng(1000 + seed).integers(6, size=60)
+    for k in plan:
+        if k == 0:
+            for n in (1, 2, 4, 98, 998, 2**31 + 1, 3 * 2**30, 2**32 - 5):
+                assert ints.integers(n) == int(a.integers(n))
+        elif k == 1:
+            assert ints.integers(1700, 2000) == int(a.integers(1700, 2000))
+        elif k == 2:
+            highs = [4, 4, 1, 2, 2**31 + 7]
+            assert ints.integers_each(highs) == a.integers(np.array(highs)).tolist()
+        elif k == 3:  # masked rejection: 17..23 draw under the mask 31
+            for n in (24, 1, 2, 17):
+                assert ints.permutation(n) == a.permutation(n).tolist()
+        elif k == 4:
+            assert ints.distinct(2, 1000, 4) == a.choice(np.arange(2, 1000), 4, replace=False).tolist()
+        else:
+            assert ints.distinct(0, 7, 7) == a.choice(np.arange(7), 7, replace=False).tolist()
+    ints.close()
+    assert b.bit_generator.state == a.bit_generator.state
+    assert b.random() == a.random() and int(b.integers(10**6)) == int(a.integers(10**6))
+    with pytest.raises(RuntimeError):
+        ints.integers(5)  # a closed replay cannot draw on
+

@@ -21,6 +21,7 @@ from benchmark.data.simulator.config import (
     config_hash,
     n_observations,
 )
+from benchmark.data.simulator.intstream import BoundedInts
 from benchmark.data.simulator.text import QueryText, make_query_text, rewrite_views
 from benchmark.data.simulator.truth import TruthDetail, pair_truth
 
@@ -163,11 +164,15 @@ def _simulate_split(
     n_rew = cfg.n_rewrites if is_train else cfg.n_test_rewrites
     progress = tqdm(zip(topic, n_clauses), total=n_queries, desc=f"simulating {split} queries",
                     disable=None, delay=2.0, leave=False)  # fmt: skip
-    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), rng_q) for t, c in progress]
+    # The text's many small integers come from rng_q's stream exactly as rng_q.integers would
+    # draw them, without numpy's per-call cost (benchmark/data/simulator/intstream.py).
+    ints = BoundedInts(rng_q)
+    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), ints) for t, c in progress]
     originals = [
         qt.render(qt.original_choices(), list(range(len(qt.conditions))), False, reading) for qt in texts
     ]
-    rewrites = [rewrite_views(qt, n_rew, reading, rng_q) for qt in texts]
+    rewrites = [rewrite_views(qt, n_rew, reading, ints) for qt in texts]
+    ints.close()
 
     def shown(qt: QueryText, q_text: str) -> str:
         return f"{q_text}\n{qt.options}" if qt.options else q_text
