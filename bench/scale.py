@@ -111,6 +111,7 @@ def _child(stage: str, n_obs: int, work: Path) -> dict:
     data = work / f"data-{n_obs}"
     cache = work / f"cache-{n_obs}"
     t0 = time.perf_counter()
+    cpu0 = 0.0
     extra: dict = {}
     if stage == "write":
         folder = write_compact(data, n_obs)
@@ -122,6 +123,7 @@ def _child(stage: str, n_obs: int, work: Path) -> dict:
         if not (pq_root / "scale").is_dir():
             write_compact(pq_root, n_obs, "parquet")
         t0 = time.perf_counter()  # the load only
+        cpu0 = _cpu_seconds()
         ds = load_dars_dir(pq_root / "scale", use_cache=False)
         extra["parquet_MB"] = round(sum(f.stat().st_size for f in (pq_root / "scale").iterdir()) / 1e6, 1)
         extra["observations"] = int(sum(b.present.sum() for b in (ds.train, ds.test_rewrite, ds.test_decoding)))
@@ -160,13 +162,19 @@ def _child(stage: str, n_obs: int, work: Path) -> dict:
                 "cpu_s": round(cpu, 1), **extra}  # fmt: skip
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the simulator's second process
-    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     return {
         "seconds": time.perf_counter() - t0,
         "peak_rss_gb": max(own.ru_maxrss, kids.ru_maxrss) / 1e6,
-        "cpu_s": round(cpu, 1),  # the machine may be shared: CPU time too
+        "cpu_s": round(_cpu_seconds() - cpu0, 1),  # the machine may be shared: CPU time too
         **extra,
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
