@@ -60,6 +60,23 @@ def weighted_target_mean(
     return mean, defined
 
 
+def k_smallest(d2: np.ndarray, k: int) -> np.ndarray:
+    """Column indices ``[n, k]`` of each row's ``k`` smallest values, smallest first, ties to
+    the lower index: exactly ``np.argsort(d2, axis=1, kind="stable")[:, :k]``, without sorting
+    whole rows. A partial selection finds each row's ``k``-th value; only the entries at or below
+    it (the ``k`` winners and any ties) are sorted."""
+    n, m = d2.shape
+    if k >= m or not np.isfinite(d2).all():
+        return np.argsort(d2, axis=1, kind="stable")[:, :k]
+    kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(d2 <= kth[:, None])  # row-major: columns ascending within a row
+    order = np.lexsort((cols, d2[rows, cols], rows))
+    cols = cols[order]
+    counts = np.bincount(rows, minlength=n)
+    starts = np.cumsum(counts) - counts
+    return cols[starts[:, None] + np.arange(k)]
+
+
 def _row_sq_norms(X: Any) -> np.ndarray:
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
@@ -134,7 +151,7 @@ class KNNRouter(SharedDrawsRouter):
             cross = xb @ Xtr.T
             cross = cross.toarray() if sp.issparse(cross) else cross
             d2 = x_sq[lo:hi, None] + self.train_sq_[None, :] - 2.0 * cross
-            nb = np.argsort(d2, axis=1, kind="stable")[:, :k]
+            nb = k_smallest(d2, k)
             if sparse:
                 diff = xb[np.repeat(np.arange(hi - lo), k)] - Xtr[nb.ravel()]
                 dd = np.asarray(diff.multiply(diff).sum(axis=1)).reshape(hi - lo, k)

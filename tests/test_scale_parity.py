@@ -14,6 +14,7 @@ import pytest
 from benchmark.data.dataset import ObservationBlock
 from benchmark.data.simulator import PRESETS, simulate
 from benchmark.data.simulator.intstream import BoundedInts
+from routers.knn import k_smallest
 from supervision import utility as utility_module
 from supervision.modes import make_targets
 from supervision.utility import select_grid, select_models, utility
@@ -192,3 +193,19 @@ def test_bounded_ints_replay_numpy_draw_for_draw(seed):
     with pytest.raises(RuntimeError):
         ints.integers(5)  # a closed replay cannot draw on
 
+
+
+# ------------------------------------------------------------------ kNN neighbour selection
+@pytest.mark.parametrize("k", [1, 3, 16, 40, 41])
+def test_k_smallest_equals_the_stable_argsort(k):
+    """Coarse values give many ties, also across the k-th place; -0.0 ties with 0.0."""
+    rng = np.random.default_rng(k)
+    d2 = rng.integers(0, 6, size=(57, 41)).astype(float)
+    d2[0] = 0.0  # a row of ties only
+    d2[1, ::2] = -0.0
+    d2[2] = np.arange(41)[::-1]
+    got = k_smallest(d2, k)
+    np.testing.assert_array_equal(got, np.argsort(d2, axis=1, kind="stable")[:, :k])
+    assert got.shape == (57, min(k, 41))
+    d2[3, 5] = np.inf  # non-finite: the plain stable sort
+    np.testing.assert_array_equal(k_smallest(d2, k), np.argsort(d2, axis=1, kind="stable")[:, :k])
