@@ -66,9 +66,11 @@ def k_smallest(d2: np.ndarray, k: int) -> np.ndarray:
     whole rows. A partial selection finds each row's ``k``-th value; only the entries at or below
     it (the ``k`` winners and any ties) are sorted."""
     n, m = d2.shape
-    if k >= m or not np.isfinite(d2).all():
+    if k >= m:
         return np.argsort(d2, axis=1, kind="stable")[:, :k]
-    kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    kth = np.partition(d2, k - 1, axis=1)[:, k - 1]  # NaN sorts last, as in argsort
+    if np.isnan(kth).any():  # a row with fewer than k comparable values: the plain sort
+        return np.argsort(d2, axis=1, kind="stable")[:, :k]
     rows, cols = np.nonzero(d2 <= kth[:, None])  # row-major: columns ascending within a row
     order = np.lexsort((cols, d2[rows, cols], rows))
     cols = cols[order]

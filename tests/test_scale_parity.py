@@ -207,5 +207,9 @@ def test_k_smallest_equals_the_stable_argsort(k):
     got = k_smallest(d2, k)
     np.testing.assert_array_equal(got, np.argsort(d2, axis=1, kind="stable")[:, :k])
     assert got.shape == (57, min(k, 41))
-    d2[3, 5] = np.inf  # non-finite: the plain stable sort
+    d2[3, 5] = np.inf
+    d2[4, 7] = -np.inf
+    d2[5, :3] = np.nan  # NaN sorts last
+    np.testing.assert_array_equal(k_smallest(d2, k), np.argsort(d2, axis=1, kind="stable")[:, :k])
+    d2[6, :] = np.nan  # fewer than k comparable values in a row
     np.testing.assert_array_equal(k_smallest(d2, k), np.argsort(d2, axis=1, kind="stable")[:, :k])
