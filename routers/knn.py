@@ -145,14 +145,18 @@ class KNNRouter(SharedDrawsRouter):
         n, n_train, dim = X.shape[0], Xtr.shape[0], Xtr.shape[1]
         x_sq = _row_sq_norms(X)
         chunk = max(1, _CHUNK_ELEMENTS // max(n_train, k * (1 if sparse else dim), 1))
+        # CSR once: a sparse product converts a CSC operand (Xtr.T) to CSR on every call
+        Xtr_t = Xtr.T.tocsr() if sparse else Xtr.T
         idx = np.empty((n, k), dtype=np.int64)
         dist = np.empty((n, k), dtype=np.float64)
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)
             xb = X[lo:hi]
-            cross = xb @ Xtr.T
+            cross = xb @ Xtr_t
             cross = cross.toarray() if sp.issparse(cross) else cross
-            d2 = x_sq[lo:hi, None] + self.train_sq_[None, :] - 2.0 * cross
+            d2 = np.add(x_sq[lo:hi, None], self.train_sq_[None, :])
+            cross *= 2.0  # exact, in place: d2 is (|x|^2 + |y|^2) - 2 x.y as before, one temporary less
+            d2 -= cross
             nb = k_smallest(d2, k)
             if sparse:
                 diff = xb[np.repeat(np.arange(hi - lo), k)] - Xtr[nb.ravel()]
