@@ -9,11 +9,13 @@ import json
 from dataclasses import fields, replace
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from benchmark.data.dataset import ObservationBlock
 from benchmark.data.simulator import PRESETS, simulate
 from benchmark.data.simulator.intstream import BoundedInts
+from benchmark.data.simulator.writing import simulate_to_files
 from routers.knn import k_smallest
 from supervision import utility as utility_module
 from supervision.modes import make_targets
@@ -213,3 +215,19 @@ def test_k_smallest_equals_the_stable_argsort(k):
     np.testing.assert_array_equal(k_smallest(d2, k), np.argsort(d2, axis=1, kind="stable")[:, :k])
     d2[6, :] = np.nan  # fewer than k comparable values in a row
     np.testing.assert_array_equal(k_smallest(d2, k), np.argsort(d2, axis=1, kind="stable")[:, :k])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_files_written_from_two_processes_are_the_same_bytes(tmp_path, fmt):
+    """The training split simulated and written by a second process: the same folder (JSONL and
+    side files byte for byte) as one process writing everything."""
+    cfg = replace(PRESETS["gpqa_like"], n_train=9, n_test=6)
+    one = simulate_to_files(cfg, 4, "syn", tmp_path / "one", fmt, workers=1)
+    two = simulate_to_files(cfg, 4, "syn", tmp_path / "two", fmt, workers=2)
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir()) and len(names) == 4
+    for name in names:
+        if name.endswith(".parquet"):  # Arrow's Parquet bytes vary from write to write; the table does not
+            assert pq.read_table(one / name).equals(pq.read_table(two / name)), name
+        else:
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name

@@ -114,11 +114,12 @@ def write_dars_jsonl(
     folder = Path(out_dir) / name
     atomic_write_text(folder / TRAIN_FILE, _jsonl(rows_train))
     atomic_write_text(folder / TEST_FILE, _jsonl(rows_test))
-    _write_side_files(folder, metadata, truth)
+    write_dars_side_files(folder, metadata, truth)
     return folder
 
 
-def _write_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame | None) -> None:
+def write_dars_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame | None) -> None:
+    """``metadata.json`` and ``truth.csv`` of a dataset folder (each atomically, where given)."""
     if metadata is not None:
         atomic_write_json(folder / METADATA_FILE, metadata)
     if truth is not None:
@@ -284,5 +285,5 @@ def write_dars_tables(
     folder = Path(out_dir) / name
     write_split_batches(folder / split_file_name("train", fmt), batches_train, fmt)
     write_split_batches(folder / split_file_name("test", fmt), batches_test, fmt)
-    _write_side_files(folder, metadata, truth)
+    write_dars_side_files(folder, metadata, truth)
     return folder

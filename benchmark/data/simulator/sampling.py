@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,7 +297,8 @@ def _simulate_split(
     )
 
 
-#: ``simulate(workers=None)`` draws the two splits in two processes from this many observations.
+#: ``simulate(workers=None)`` and ``ensure_simulated`` draw the two splits in two processes from this
+#: many observations.
 PARALLEL_FROM_OBSERVATIONS = 1_000_000
 
 
@@ -306,10 +308,32 @@ def _split_streams(split: str, seed: int) -> tuple[np.random.Generator, np.rando
     return _rng(seed, _STREAM_TEST_Q), _rng(seed, _STREAM_TEST_OBS)
 
 
-def _split_job(cfg: SimulatorConfig, split: str, skill: np.ndarray, seed: int) -> SimulatedSplit:
-    """One split from its own two streams (what a worker process runs)."""
+def split_job(cfg: SimulatorConfig, split: str, skill: np.ndarray, seed: int) -> SimulatedSplit:
+    """One split (``train`` or ``test``) from its own two streams (what a worker process runs)."""
     n = cfg.n_train if split == "train" else cfg.n_test
     return _simulate_split(cfg, split, n, skill, *_split_streams(split, seed))
+
+
+def world_skill(cfg: SimulatorConfig, seed: int) -> np.ndarray:
+    """``[M, K]`` logit skill per model and topic (the world stream of ``seed``)."""
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return _skill_matrix(cfg, _rng(int(seed), _STREAM_WORLD))
+
+
+def split_workers(cfg: SimulatorConfig, workers: int | None) -> int:
+    """``workers``, or for ``None``: 2 from :data:`PARALLEL_FROM_OBSERVATIONS` observations on
+    where two cores are available, else 1."""
+    if workers is not None:
+        return max(1, int(workers))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 2 if cores >= 2 and n_observations(cfg) >= PARALLEL_FROM_OBSERVATIONS else 1
+
+
+def second_process() -> ProcessPoolExecutor:
+    """One worker process for the training split. Spawned, not forked: the parent may hold
+    threads (BLAS, Arrow, tqdm) that a fork would copy mid-lock."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def simulate(
@@ -319,23 +343,19 @@ def simulate(
 
     Each split draws from its own streams, so the splits are independent computations: with
     ``workers=2`` the training split runs in a second process while this one draws the test
-    split, and the result is the same, bit for bit. ``workers=None`` uses two processes from
-    :data:`PARALLEL_FROM_OBSERVATIONS` observations on where two cores are available.
+    split, and the result is the same, bit for bit (:func:`split_workers` picks for ``None``).
     """
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    skill = world_skill(cfg, seed)
     seed = int(seed)
-    if workers is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = 2 if cores >= 2 and n_observations(cfg) >= PARALLEL_FROM_OBSERVATIONS else 1
-    skill = _skill_matrix(cfg, _rng(seed, _STREAM_WORLD))
-    if workers > 1:
-        # spawn, not fork: the parent may hold threads (BLAS, Arrow, tqdm) that fork would copy mid-lock
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            train_job = pool.submit(_split_job, cfg, "train", skill, seed)
-            test = _split_job(cfg, "test", skill, seed)
-            train = train_job.result()
+    if split_workers(cfg, workers) > 1:
+        with second_process() as pool:
+            train_job = pool.submit(split_job, cfg, "train", skill, seed)
+            test = split_job(cfg, "test", skill, seed)
+            try:
+                train = train_job.result()
+            except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
+                train = split_job(cfg, "train", skill, seed)
     else:
-        train = _split_job(cfg, "train", skill, seed)
-        test = _split_job(cfg, "test", skill, seed)
+        train = split_job(cfg, "train", skill, seed)
+        test = split_job(cfg, "test", skill, seed)
     return SimulatedData(cfg=cfg, seed=seed, name=name, skill=skill, train=train, test=test)
