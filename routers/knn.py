@@ -60,6 +60,25 @@ def weighted_target_mean(
     return mean, defined
 
 
+def k_smallest(d2: np.ndarray, k: int) -> np.ndarray:
+    """Column indices ``[n, k]`` of each row's ``k`` smallest values, smallest first, ties to
+    the lower index: exactly ``np.argsort(d2, axis=1, kind="stable")[:, :k]``, without sorting
+    whole rows. A partial selection finds each row's ``k``-th value; only the entries at or below
+    it (the ``k`` winners and any ties) are sorted."""
+    n, m = d2.shape
+    if k >= m:
+        return np.argsort(d2, axis=1, kind="stable")[:, :k]
+    kth = np.partition(d2, k - 1, axis=1)[:, k - 1]  # NaN sorts last, as in argsort
+    if np.isnan(kth).any():  # a row with fewer than k comparable values: the plain sort
+        return np.argsort(d2, axis=1, kind="stable")[:, :k]
+    rows, cols = np.nonzero(d2 <= kth[:, None])  # row-major: columns ascending within a row
+    order = np.lexsort((cols, d2[rows, cols], rows))
+    cols = cols[order]
+    counts = np.bincount(rows, minlength=n)
+    starts = np.cumsum(counts) - counts
+    return cols[starts[:, None] + np.arange(k)]
+
+
 def _row_sq_norms(X: Any) -> np.ndarray:
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
@@ -126,15 +145,19 @@ class KNNRouter(SharedDrawsRouter):
         n, n_train, dim = X.shape[0], Xtr.shape[0], Xtr.shape[1]
         x_sq = _row_sq_norms(X)
         chunk = max(1, _CHUNK_ELEMENTS // max(n_train, k * (1 if sparse else dim), 1))
+        # CSR once: a sparse product converts a CSC operand (Xtr.T) to CSR on every call
+        Xtr_t = Xtr.T.tocsr() if sparse else Xtr.T
         idx = np.empty((n, k), dtype=np.int64)
         dist = np.empty((n, k), dtype=np.float64)
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)
             xb = X[lo:hi]
-            cross = xb @ Xtr.T
+            cross = xb @ Xtr_t
             cross = cross.toarray() if sp.issparse(cross) else cross
-            d2 = x_sq[lo:hi, None] + self.train_sq_[None, :] - 2.0 * cross
-            nb = np.argsort(d2, axis=1, kind="stable")[:, :k]
+            d2 = np.add(x_sq[lo:hi, None], self.train_sq_[None, :])
+            cross *= 2.0  # exact, in place: d2 is (|x|^2 + |y|^2) - 2 x.y as before, one temporary less
+            d2 -= cross
+            nb = k_smallest(d2, k)
             if sparse:
                 diff = xb[np.repeat(np.arange(hi - lo), k)] - Xtr[nb.ravel()]
                 dd = np.asarray(diff.multiply(diff).sum(axis=1)).reshape(hi - lo, k)
@@ -167,6 +190,6 @@ class KNNRouter(SharedDrawsRouter):
             undefined[:, :, lo:hi] = ~defined
         if undefined.any():
             warn_fallback("knn", undefined, "neighbour")
-            out = np.where(undefined, self.fallback_[:, :, None, :], out)
+            np.copyto(out, self.fallback_[:, :, None, :], where=undefined)  # in place: no second [3, D, n, M]
         return out
 

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from benchmark.data.dataset import ObservationBlock
+from supervision.official import file_order_mean_std
 from supervision.stats import masked_mean, masked_std
 from supervision.utility import select_models, softmax, utility
 
@@ -118,6 +119,45 @@ def _pooled(block: ObservationBlock, mask: np.ndarray) -> tuple[np.ndarray, ...]
     )
 
 
+def _present_positions(block: ObservationBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n, start, pos)`` of the pairs in ``[Q * M]`` order: each pair's count of present
+    observations, the offset of its first one in ``pos``, and ``pos``, the flat ``[Q, M, V, S]``
+    index of every present observation (pair by pair, each pair's in ``(view, decode)`` order).
+
+    The ``r``-th present observation of pair ``p`` is ``pos[start[p] + r]``: an index lookup
+    instead of a ``[D, Q, M, V * S]`` comparison, so drawing costs memory per draw, not per
+    draw and cell.
+    """
+    q, m, v, s = block.score.shape
+    n = block.present.reshape(q * m, v * s).sum(axis=1)
+    pos = np.flatnonzero(block.present)
+    return n, np.cumsum(n) - n, pos
+
+
+def _gather_draws(
+    block: ObservationBlock, n: np.ndarray, start: np.ndarray, pos: np.ndarray, ranks, n_draws: int
+) -> Targets:
+    """Single-shot targets ``[D, Q, M]`` from one rank per pair and draw (``ranks`` yields
+    ``n_draws`` ``[Q * M]`` int arrays, in draw order; entries of pairs with no observation are
+    ignored). Draws are filled one at a time, so the only ``[D, ...]`` arrays are the outputs."""
+    q, m = block.score.shape[:2]
+    has = n > 0
+    first = start[has]
+    score, cost = block.score.reshape(-1), block.cost.reshape(-1)
+    mu_q = np.full((n_draws, q * m), np.nan)
+    mu_c = np.full((n_draws, q * m), np.nan)
+    for d, rank in enumerate(ranks):
+        k = pos[first + rank[has]]
+        mu_q[d, has] = score[k]
+        mu_c[d, has] = cost[k]
+    has_qm = np.broadcast_to(has.reshape(q, m), (n_draws, q, m))
+    sigma = np.where(has_qm, 0.0, np.nan)
+    shape = (n_draws, q, m)
+    return Targets(
+        "single_shot", mu_q.reshape(shape), mu_c.reshape(shape), sigma, False, has_qm.astype(np.int64)
+    )
+
+
 def single_shot(block: ObservationBlock, n_draws: int = 100, seed: int = 0) -> Targets:
     """One observation per pair drawn uniformly from its present observations, ``n_draws`` times.
 
@@ -127,22 +167,16 @@ def single_shot(block: ObservationBlock, n_draws: int = 100, seed: int = 0) -> T
     """
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
-    q, m, v, s = block.score.shape
-    present = block.present.reshape(q, m, v * s)
-    score = block.score.reshape(q, m, v * s)
-    cost = block.cost.reshape(q, m, v * s)
-    n = present.sum(axis=-1)  # [Q, M]
-    u = np.stack([np.random.default_rng(seed + d).random((q, m)) for d in range(n_draws)])
-    rank = np.floor(u * n).astype(np.int64)  # [D, Q, M], in [0, n)
-    # Position of the rank-th present observation: first k where cumsum(present) > rank.
-    csum = np.cumsum(present, axis=-1)  # [Q, M, K]
-    k = (csum[None] > rank[..., None]).argmax(axis=-1)  # [D, Q, M]
-    has = np.broadcast_to(n > 0, k.shape)
-    qi, mi = np.indices((q, m))
-    mu_q = np.where(has, score[qi[None], mi[None], k], np.nan)
-    mu_c = np.where(has, cost[qi[None], mi[None], k], np.nan)
-    sigma = np.where(has, 0.0, np.nan)
-    return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64))
+    q, m = block.score.shape[:2]
+    n, start, pos = _present_positions(block)
+    # floor(u * n) < n for every u < 1 except where u * n rounds up to n (u within 2^-53 of 1):
+    # the minimum keeps that draw on the pair's last observation.
+    last = np.maximum(n - 1, 0)
+    ranks = (
+        np.minimum(np.floor(np.random.default_rng(seed + d).random(q * m) * n).astype(np.int64), last)
+        for d in range(n_draws)
+    )
+    return _gather_draws(block, n, start, pos, ranks, n_draws)
 
 
 def single_shot_official(block: ObservationBlock, n_draws: int = 100, seed: int = 42) -> Targets:
@@ -159,24 +193,16 @@ def single_shot_official(block: ObservationBlock, n_draws: int = 100, seed: int 
     """
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
-    q, m, v, s = block.score.shape
-    present = block.present.reshape(q * m, v * s)
-    n = present.sum(axis=1)  # [Q*M], groups in (query, model) order
+    n, start, pos = _present_positions(block)
     groups = np.flatnonzero(n > 0)
-    rank = np.zeros((n_draws, q * m), dtype=np.int64)
-    for d in range(n_draws):
-        rank[d, groups] = np.random.default_rng(seed + d).integers(0, n[groups])
-    csum = np.cumsum(present, axis=-1)  # [Q*M, K]
-    k = (csum[None] > rank[..., None]).argmax(axis=-1)  # [D, Q*M]: the rank-th present obs
-    has = np.broadcast_to(n > 0, k.shape)
-    pair = np.arange(q * m)[None, :]
-    score = block.score.reshape(q * m, v * s)
-    cost = block.cost.reshape(q * m, v * s)
-    shape = (n_draws, q, m)
-    mu_q = np.where(has, score[pair, k], np.nan).reshape(shape)
-    mu_c = np.where(has, cost[pair, k], np.nan).reshape(shape)
-    sigma = np.where(has, 0.0, np.nan).reshape(shape)
-    return Targets("single_shot", mu_q, mu_c, sigma, False, has.astype(np.int64).reshape(shape))
+
+    def ranks():
+        for d in range(n_draws):
+            rank = np.zeros(n.size, dtype=np.int64)
+            rank[groups] = np.random.default_rng(seed + d).integers(0, n[groups])
+            yield rank
+
+    return _gather_draws(block, n, start, pos, ranks(), n_draws)
 
 
 def input_only(block: ObservationBlock) -> Targets:
@@ -204,6 +230,16 @@ def dars_full(block: ObservationBlock) -> Targets:
     """All observations; sigma_q = sample std (ddof=1) over all of them."""
     mu_q, mu_c, sd, n = _pooled(block, block.present)
     return Targets("dars", mu_q, mu_c, sd, True, n)
+
+
+def dars_official(block: ObservationBlock) -> Targets:
+    """``dars`` with the reference code's numerics (pandas' group mean and std in file order,
+    bit for bit: :func:`supervision.official.file_order_mean_std`)."""
+    q, m, v, s = block.score.shape
+    mask = block.present.reshape(q, m, v * s)
+    mu_q, sd = file_order_mean_std(block.score.reshape(q, m, v * s), mask)
+    mu_c, _ = file_order_mean_std(block.cost.reshape(q, m, v * s), mask)
+    return Targets("dars", mu_q, mu_c, sd, True, mask.sum(axis=-1))
 
 
 def dars_no_risk(block: ObservationBlock) -> Targets:
@@ -259,7 +295,9 @@ def make_targets(
 ) -> Targets:
     """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`).
 
-    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); other modes ignore it.
+    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); ``official`` also
+    computes ``dars`` targets with the reference code's numerics (:func:`dars_official`);
+    other modes ignore it.
     ``models`` (the pool's names, one per column) is attached to the targets.
     """
     if sampler not in SAMPLERS:
@@ -271,6 +309,8 @@ def make_targets(
             t = single_shot_official(block, n_draws=n_draws, seed=seed)
         else:
             t = single_shot(block, n_draws=n_draws, seed=seed)
+    elif mode == "dars" and sampler == "official":
+        t = dars_official(block)
     else:
         try:
             fn = _DETERMINISTIC[mode]

@@ -44,15 +44,31 @@ def select_models(u: np.ndarray, mu_c: np.ndarray) -> np.ndarray:
     return winners.argmax(axis=-1)
 
 
+#: Rough cap on the elements of one chunk of :func:`select_grid` (bounds its temporaries).
+GRID_CHUNK_ELEMENTS = 2_000_000
+
+
 def select_grid(
     mu_q: np.ndarray, mu_c: np.ndarray, sigma_q: np.ndarray, lams, beta: float
 ) -> np.ndarray:
-    """:func:`select_models` for every ``lambda`` of a grid in one pass: ``[L, ..., Q]`` int64
-    from ``[..., Q, M]`` signals; ``out[l]`` is the choice at ``lams[l]`` (same ties)."""
-    mu_q, mu_c, sigma_q = (np.asarray(a, dtype=float) for a in (mu_q, mu_c, sigma_q))
-    lam = np.asarray(lams, dtype=float).ravel().reshape((-1,) + (1,) * mu_q.ndim)
-    u = utility(mu_q[None], mu_c[None], sigma_q[None], lam, beta)
-    return select_models(u, mu_c[None]).astype(np.int64)
+    """:func:`select_models` for every ``lambda`` of a grid: ``[L, ..., Q]`` int64 from
+    ``[..., Q, M]`` signals; ``out[l]`` is the choice at ``lams[l]`` (same ties).
+
+    One lambda and a block of rows at a time, so the temporaries stay near
+    :data:`GRID_CHUNK_ELEMENTS` elements however many lambdas, draws and queries there are.
+    """
+    mu_q, mu_c, sigma_q = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (mu_q, mu_c, sigma_q)))
+    lams = np.asarray(lams, dtype=float).ravel()
+    lead, m = mu_q.shape[:-1], mu_q.shape[-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    q, c, s = (a.reshape(rows, m) for a in (mu_q, mu_c, sigma_q))
+    out = np.empty((lams.size, rows), dtype=np.int64)
+    step = max(1, GRID_CHUNK_ELEMENTS // max(m, 1))
+    for i, lam in enumerate(lams):
+        for lo in range(0, rows, step):
+            rs = slice(lo, lo + step)
+            out[i, rs] = select_models(utility(q[rs], c[rs], s[rs], lam, beta), c[rs])
+    return out.reshape((lams.size, *lead))
 
 
 def softmax(u: np.ndarray, tau: float = 1.0, axis: int = -1) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from benchmark.data.errors import DataError
 from benchmark.data.io import (
@@ -113,11 +114,12 @@ def write_dars_jsonl(
     folder = Path(out_dir) / name
     atomic_write_text(folder / TRAIN_FILE, _jsonl(rows_train))
     atomic_write_text(folder / TEST_FILE, _jsonl(rows_test))
-    _write_side_files(folder, metadata, truth)
+    write_dars_side_files(folder, metadata, truth)
     return folder
 
 
-def _write_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame | None) -> None:
+def write_dars_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame | None) -> None:
+    """``metadata.json`` and ``truth.csv`` of a dataset folder (each atomically, where given)."""
     if metadata is not None:
         atomic_write_json(folder / METADATA_FILE, metadata)
     if truth is not None:
@@ -235,28 +237,35 @@ def write_split_batches(
     """Write record batches to one split file, atomically: JSONL (optionally gzip) encoded
     column by column with Arrow compute, or Parquet. Null cells are written as JSON ``null``."""
 
+    def counted(bar: tqdm) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield batch
+            bar.update(batch.num_rows)
+
     def write(tmp: str) -> None:
-        if fmt == "parquet":
-            writer = None
-            try:
-                for batch in batches:
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, batch.schema)
-                    writer.write_batch(batch)
-            finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None:
-                raise ValueError(f"{path}: no rows to write")
-            return
-        with open(tmp, "wb") as raw:
-            # gzip header without file name or time stamp: the same rows give the same bytes
-            fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if fmt == "jsonl.gz" else raw
-            for batch in batches:
-                if batch.num_rows:
-                    fh.write(_jsonl_bytes(batch))
-            if fh is not raw:
-                fh.close()
+        with tqdm(unit="rows", unit_scale=True, desc=f"writing {Path(path).name}", disable=None,
+                  delay=2.0, leave=False) as bar:  # fmt: skip
+            if fmt == "parquet":
+                writer = None
+                try:
+                    for batch in counted(bar):
+                        if writer is None:
+                            writer = pq.ParquetWriter(tmp, batch.schema)
+                        writer.write_batch(batch)
+                finally:
+                    if writer is not None:
+                        writer.close()
+                if writer is None:
+                    raise ValueError(f"{path}: no rows to write")
+                return
+            with open(tmp, "wb") as raw:
+                # gzip header without file name or time stamp: the same rows give the same bytes
+                fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if fmt == "jsonl.gz" else raw
+                for batch in counted(bar):
+                    if batch.num_rows:
+                        fh.write(_jsonl_bytes(batch))
+                if fh is not raw:
+                    fh.close()
 
     split_file_name("train", fmt)  # validates fmt
     return atomic_write_with(path, write)
@@ -276,5 +285,5 @@ def write_dars_tables(
     folder = Path(out_dir) / name
     write_split_batches(folder / split_file_name("train", fmt), batches_train, fmt)
     write_split_batches(folder / split_file_name("test", fmt), batches_test, fmt)
-    _write_side_files(folder, metadata, truth)
+    write_dars_side_files(folder, metadata, truth)
     return folder

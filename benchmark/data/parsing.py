@@ -501,7 +501,10 @@ def _line_rows(chunk: bytes, first_line: int) -> np.ndarray | None:
     if s.size and not ((a[s] == 123).all() and (a[e - 1] == 125).all()):
         return None
     # Deep nesting crashes Arrow's recursive JSON parser: a line with many opening brackets
-    # (an upper bound of its depth) goes to the precise path, which reports it.
+    # (an upper bound of its depth) goes to the precise path, which reports it. A line has at
+    # most as many brackets as bytes, so blocks of short lines skip the count.
+    if not s.size or (e - s).max() <= _MAX_OPEN_BRACKETS:
+        return first_line + np.flatnonzero(full).astype(np.int64)
     opening = np.flatnonzero((a == 91) | (a == 123))
     if opening.size > _MAX_OPEN_BRACKETS:
         per_line = np.bincount(np.searchsorted(nl, opening), minlength=starts.size)

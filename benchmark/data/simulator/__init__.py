@@ -32,6 +32,7 @@ from benchmark.data.simulator.truth import (
 )
 from benchmark.data.simulator.writing import (
     ensure_simulated,
+    simulate_to_files,
     simulated_rows,
     split_batches,
     write_data,
@@ -61,6 +62,7 @@ __all__ = [
     "normal_expect",
     "pair_truth",
     "simulate",
+    "simulate_to_files",
     "simulated_rows",
     "split_batches",
     "write_data",

@@ -272,3 +272,10 @@ def config_hash(cfg: SimulatorConfig, seed: int) -> str:
         allow_nan=False,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
+
+
+def n_observations(cfg: SimulatorConfig) -> int:
+    """Rows of both split files of a simulation with ``cfg``."""
+    n_m = len(cfg.models)
+    train = cfg.n_train * n_m * cfg.n_rewrites * cfg.n_decodes
+    return train + cfg.n_test * n_m * (cfg.n_test_rewrites + len(cfg.test_temperatures))

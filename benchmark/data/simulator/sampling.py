@@ -3,6 +3,10 @@ seeded streams (docs/simulator.md, "Generative model")."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +20,9 @@ from benchmark.data.simulator.config import (
     SIMULATOR_VERSION,
     SimulatorConfig,
     config_hash,
+    n_observations,
 )
+from benchmark.data.simulator.intstream import BoundedInts
 from benchmark.data.simulator.text import QueryText, make_query_text, rewrite_views
 from benchmark.data.simulator.truth import TruthDetail, pair_truth
 
@@ -159,11 +165,15 @@ def _simulate_split(
     n_rew = cfg.n_rewrites if is_train else cfg.n_test_rewrites
     progress = tqdm(zip(topic, n_clauses), total=n_queries, desc=f"simulating {split} queries",
                     disable=None, delay=2.0, leave=False)  # fmt: skip
-    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), rng_q) for t, c in progress]
+    # The text's many small integers come from rng_q's stream exactly as rng_q.integers would
+    # draw them, without numpy's per-call cost (benchmark/data/simulator/intstream.py).
+    ints = BoundedInts(rng_q)
+    texts = [make_query_text(cfg.question_style, cfg.topics[t], int(c), ints) for t, c in progress]
     originals = [
         qt.render(qt.original_choices(), list(range(len(qt.conditions))), False, reading) for qt in texts
     ]
-    rewrites = [rewrite_views(qt, n_rew, reading, rng_q) for qt in texts]
+    rewrites = [rewrite_views(qt, n_rew, reading, ints) for qt in texts]
+    ints.close()
 
     def shown(qt: QueryText, q_text: str) -> str:
         return f"{q_text}\n{qt.options}" if qt.options else q_text
@@ -287,17 +297,65 @@ def _simulate_split(
     )
 
 
-def simulate(cfg: SimulatorConfig, seed: int, name: str = "synthetic") -> SimulatedData:
-    """Draw a dataset from the generative model (in memory). Deterministic in ``(cfg, seed)``."""
+#: ``simulate(workers=None)`` and ``ensure_simulated`` draw the two splits in two processes from this
+#: many observations.
+PARALLEL_FROM_OBSERVATIONS = 1_000_000
+
+
+def _split_streams(split: str, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    if split == "train":
+        return _rng(seed, _STREAM_TRAIN_Q), _rng(seed, _STREAM_TRAIN_OBS)
+    return _rng(seed, _STREAM_TEST_Q), _rng(seed, _STREAM_TEST_OBS)
+
+
+def split_job(cfg: SimulatorConfig, split: str, skill: np.ndarray, seed: int) -> SimulatedSplit:
+    """One split (``train`` or ``test``) from its own two streams (what a worker process runs)."""
+    n = cfg.n_train if split == "train" else cfg.n_test
+    return _simulate_split(cfg, split, n, skill, *_split_streams(split, seed))
+
+
+def world_skill(cfg: SimulatorConfig, seed: int) -> np.ndarray:
+    """``[M, K]`` logit skill per model and topic (the world stream of ``seed``)."""
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    skill = _skill_matrix(cfg, _rng(seed, _STREAM_WORLD))
-    train = _simulate_split(
-        cfg, "train", cfg.n_train, skill, _rng(seed, _STREAM_TRAIN_Q), _rng(seed, _STREAM_TRAIN_OBS)
-    )
-    test = _simulate_split(
-        cfg, "test", cfg.n_test, skill, _rng(seed, _STREAM_TEST_Q), _rng(seed, _STREAM_TEST_OBS)
-    )
-    return SimulatedData(cfg=cfg, seed=seed, name=name, skill=skill, train=train, test=test)
+    return _skill_matrix(cfg, _rng(int(seed), _STREAM_WORLD))
 
+
+def split_workers(cfg: SimulatorConfig, workers: int | None) -> int:
+    """``workers``, or for ``None``: 2 from :data:`PARALLEL_FROM_OBSERVATIONS` observations on
+    where two cores are available, else 1."""
+    if workers is not None:
+        return max(1, int(workers))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 2 if cores >= 2 and n_observations(cfg) >= PARALLEL_FROM_OBSERVATIONS else 1
+
+
+def second_process() -> ProcessPoolExecutor:
+    """One worker process for the training split. Spawned, not forked: the parent may hold
+    threads (BLAS, Arrow, tqdm) that a fork would copy mid-lock."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def simulate(
+    cfg: SimulatorConfig, seed: int, name: str = "synthetic", workers: int | None = None
+) -> SimulatedData:
+    """Draw a dataset from the generative model (in memory). Deterministic in ``(cfg, seed)``.
+
+    Each split draws from its own streams, so the splits are independent computations: with
+    ``workers=2`` the training split runs in a second process while this one draws the test
+    split, and the result is the same, bit for bit (:func:`split_workers` picks for ``None``).
+    """
+    skill = world_skill(cfg, seed)
+    seed = int(seed)
+    if split_workers(cfg, workers) > 1:
+        with second_process() as pool:
+            train_job = pool.submit(split_job, cfg, "train", skill, seed)
+            test = split_job(cfg, "test", skill, seed)
+            try:
+                train = train_job.result()
+            except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
+                train = split_job(cfg, "train", skill, seed)
+    else:
+        train = split_job(cfg, "train", skill, seed)
+        test = split_job(cfg, "test", skill, seed)
+    return SimulatedData(cfg=cfg, seed=seed, name=name, skill=skill, train=train, test=test)

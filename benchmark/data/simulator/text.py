@@ -9,6 +9,8 @@ from functools import cache
 
 import numpy as np
 
+from benchmark.data.simulator.intstream import BoundedInts
+
 #: Content words per topic (real English words, disjoint across topics).
 TOPIC_VOCAB: dict[str, tuple[str, ...]] = {
     "algebra": (
@@ -172,7 +174,7 @@ def _compile(template: str) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_template(
-    template: str, words: Iterator[str], numbers: Iterator[str], topic: str, rng: np.random.Generator
+    template: str, words: Iterator[str], numbers: Iterator[str], topic: str, rng: BoundedInts
 ) -> list[_Part]:
     """Fill ``{w}``/``{n}``/``{y}``/``{T}``; keep ``<group>`` as a slot with a random original choice.
 
@@ -188,14 +190,14 @@ def _parse_template(
         elif kind == "n":
             buf.append(next(numbers))
         elif kind == "y":
-            buf.append(str(int(rng.integers(1700, 2000))))
+            buf.append(str(rng.integers(1700, 2000)))
         elif kind == "T":
             buf.append(topic)
         else:
             if buf:
                 parts.append("".join(buf))
                 buf = []
-            parts.append((text, int(rng.integers(len(_SYNONYMS[text])))))
+            parts.append((text, rng.integers(len(_SYNONYMS[text]))))
     if buf:
         parts.append("".join(buf))
     return parts
@@ -257,7 +259,7 @@ class QueryText:
 
 
 def make_query_text(
-    question_style: str, topic: str, n_clauses: int, rng: np.random.Generator
+    question_style: str, topic: str, n_clauses: int, rng: BoundedInts
 ) -> QueryText:
     vocab = TOPIC_VOCAB[topic]
     # A fresh shuffled stream of topic words (cycled if a query needs more than the list).
@@ -271,10 +273,10 @@ def make_query_text(
 
     def number_stream() -> Iterator[str]:
         while True:
-            yield str(int(rng.integers(2, 100)))
+            yield str(rng.integers(2, 100))
 
     def pick(templates: tuple[str, ...]) -> str:
-        return templates[int(rng.integers(len(templates)))]
+        return templates[rng.integers(len(templates))]
 
     words, numbers = word_stream(), number_stream()
     reading = question_style == "reading"
@@ -282,7 +284,7 @@ def make_query_text(
     if reading:
         sentences = []
         for _ in range(n_clauses + 1):
-            tpl = _PASSAGE_SENTENCES[int(rng.integers(len(_PASSAGE_SENTENCES)))]
+            tpl = _PASSAGE_SENTENCES[rng.integers(len(_PASSAGE_SENTENCES))]
             parts = _parse_template(tpl, words, numbers, topic, rng)
             # Passage synonyms are fixed (rewrites touch only the question).
             sentences.append(_cap(_render(parts, iter(p[1] for p in parts if isinstance(p, tuple)))))
@@ -291,7 +293,7 @@ def make_query_text(
         conditions: list[list[_Part]] = []
         ask_cond: list[_Part] = []
         ask_head = _parse_template(
-            _READING_HEADS[int(rng.integers(len(_READING_HEADS)))], words, numbers, topic, rng
+            _READING_HEADS[rng.integers(len(_READING_HEADS))], words, numbers, topic, rng
         )
     else:
         opener = _parse_template(pick(_OPENERS), words, numbers, topic, rng)
@@ -301,10 +303,10 @@ def make_query_text(
         ask_cond = _parse_template(pick(_ASK_CONDS), words, numbers, topic, rng)
         ask_head = _parse_template(pick(_ASK_HEADS), words, numbers, topic, rng)
 
-    answers = rng.choice(np.arange(2, 1000), size=4, replace=False)
+    answers = rng.distinct(2, 1000, 4)  # = rng.choice(np.arange(2, 1000), 4, replace=False)
     options = ""
     if question_style == "multiple_choice":
-        gold_idx = int(rng.integers(4))
+        gold_idx = rng.integers(4)
         options = "\n".join(f"({L}) {int(a)}" for L, a in zip(_MC_LETTERS, answers))
         gold = _MC_LETTERS[gold_idx]
         wrong = tuple(L for i, L in enumerate(_MC_LETTERS) if i != gold_idx)
@@ -315,7 +317,7 @@ def make_query_text(
 
 
 def rewrite_views(
-    qt: QueryText, n_views: int, reading: bool, rng: np.random.Generator
+    qt: QueryText, n_views: int, reading: bool, rng: BoundedInts
 ) -> list[str]:
     """``n_views`` distinct rewrites (never the original while the rewrite space allows it)."""
     groups = qt.slot_groups()
@@ -327,11 +329,9 @@ def rewrite_views(
     views: list[str] = []
     space = int(np.prod(radices, dtype=np.int64)) * 2 * (2 if can_swap else 1)
     max_distinct = space - 1
-    highs = np.asarray(radices, dtype=np.int64)
     for _ in range(n_views):
         for _attempt in range(64):
-            # one array draw = the same numbers (and generator state) as one draw per slot
-            choices = tuple(rng.integers(highs).tolist()) if radices else ()
+            choices = tuple(rng.integers_each(radices))
             flip = bool(rng.integers(2))
             swap = bool(rng.integers(2)) if can_swap else False
             key = (choices, flip, swap)

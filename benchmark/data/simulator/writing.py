@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,28 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from benchmark.data.dars_format import split_file_name, write_dars_tables
+from benchmark.data.dars_format import (
+    split_file_name,
+    write_dars_side_files,
+    write_dars_tables,
+    write_split_batches,
+)
+from benchmark.data.dataset import TruthTable
 from benchmark.data.simulator.config import (
     SIMULATOR_VERSION,
     SimulatorConfig,
     config_hash,
+    n_observations,
 )
-from benchmark.data.simulator.sampling import SimulatedData, simulate
+from benchmark.data.simulator.sampling import (
+    SimulatedData,
+    SimulatedSplit,
+    second_process,
+    simulate,
+    split_job,
+    split_workers,
+    world_skill,
+)
 
 #: Rows per record batch (bounds the memory of writing a large simulation).
 BATCH_ROWS = 1 << 18
@@ -29,23 +45,15 @@ BATCH_ROWS = 1 << 18
 PARQUET_FROM_OBSERVATIONS = 500_000
 
 
-def n_observations(cfg: SimulatorConfig) -> int:
-    """Rows of both split files of a simulation with ``cfg``."""
-    n_m = len(cfg.models)
-    train = cfg.n_train * n_m * cfg.n_rewrites * cfg.n_decodes
-    return train + cfg.n_test * n_m * (cfg.n_test_rewrites + len(cfg.test_temperatures))
-
-
 def _dict(indices: np.ndarray, values: list, mask: np.ndarray | None = None) -> pa.DictionaryArray:
     idx = pa.array(np.asarray(indices, dtype=np.int32), mask=mask)
     return pa.DictionaryArray.from_arrays(idx, pa.array(values, type=pa.string()))
 
 
-def _batch(data: SimulatedData, split: str, q0: int, q1: int) -> pa.RecordBatch:
-    """The rows of queries ``q0 .. q1 - 1`` of ``split`` in file order (query, model, then each
+def _batch(cfg: SimulatorConfig, dataset: str, sp: SimulatedSplit, q0: int, q1: int) -> pa.RecordBatch:
+    """The rows of queries ``q0 .. q1 - 1`` of split ``sp`` in file order (query, model, then each
     block's views and decodes)."""
-    sp = data.train if split == "train" else data.test
-    cfg = data.cfg
+    split = sp.split
     M = len(cfg.models)
     nq = q1 - q0
     keys = list(sp.blocks)
@@ -112,7 +120,7 @@ def _batch(data: SimulatedData, split: str, q0: int, q1: int) -> pa.RecordBatch:
     ]
     per_query = lambda col: _dict(q, queries[col].tolist())
     fields: dict[str, pa.Array] = {
-        "dataset": _dict(np.zeros(n), [data.name]),
+        "dataset": _dict(np.zeros(n), [dataset]),
         "split": _dict(np.zeros(n), [split]),
         "query_id": per_query("query_id"),
         "model": _dict(m, list(cfg.model_names)),
@@ -152,12 +160,17 @@ def split_batches(data: SimulatedData, split: str, batch_rows: int = BATCH_ROWS)
     """The rows of ``split`` (``train`` or ``test``) as Arrow record batches, in file order."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    sp = data.train if split == "train" else data.test
+    return _split_rows(data.cfg, data.name, data.train if split == "train" else data.test, batch_rows)
+
+
+def _split_rows(
+    cfg: SimulatorConfig, name: str, sp: SimulatedSplit, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
     n_q = sp.base_logit.shape[0]
     per_query = sum(int(np.prod(blk.score.shape[1:])) for blk in sp.blocks.values())
     step = max(1, batch_rows // max(per_query, 1))
     for q0 in range(0, n_q, step):
-        yield _batch(data, split, q0, min(n_q, q0 + step))
+        yield _batch(cfg, name, sp, q0, min(n_q, q0 + step))
 
 
 def simulated_rows(data: SimulatedData, split: str) -> Iterator[dict[str, Any]]:
@@ -175,10 +188,9 @@ def resolve_format(cfg: SimulatorConfig, fmt: str) -> str:
     return fmt
 
 
-def _metadata(data: SimulatedData) -> dict[str, Any]:
-    cfg = data.cfg
+def _metadata(cfg: SimulatorConfig, seed: int, name: str) -> dict[str, Any]:
     return {
-        "dataset": data.name,
+        "dataset": name,
         "models": list(cfg.model_names),
         "model_info": {
             m.name: {"price_in": m.price_in, "price_out": m.price_out, "params_b": m.params_b}
@@ -187,25 +199,25 @@ def _metadata(data: SimulatedData) -> dict[str, Any]:
         "score_type": "binary" if cfg.task == "binary" else "f1",
         "simulator": {
             "version": SIMULATOR_VERSION,
-            "seed": data.seed,
-            "config_hash": config_hash(cfg, data.seed),
+            "seed": seed,
+            "config_hash": config_hash(cfg, seed),
             "config": cfg.to_dict(),
         },
     }
 
 
-def _truth_frame(data: SimulatedData) -> pd.DataFrame:
-    """``split,query_id,model,mu_q,mu_c,sigma_q`` (floats round-trip exactly through CSV)."""
+def _truth_frame(models: tuple[str, ...], splits: list[tuple[str, np.ndarray, TruthTable]]) -> pd.DataFrame:
+    """``split,query_id,model,mu_q,mu_c,sigma_q`` from ``(split, query ids, truth)`` per split
+    (floats round-trip exactly through CSV)."""
     parts = []
-    for sp in (data.train, data.test):
-        t = sp.truth
+    for split, query_ids, t in splits:
         Q, M = t.mu_q.shape
         parts.append(
             pd.DataFrame(
                 {
-                    "split": sp.split,
-                    "query_id": np.repeat(sp.queries["query_id"].to_numpy(dtype=object), M),
-                    "model": np.tile(np.asarray(data.models, dtype=object), Q),
+                    "split": split,
+                    "query_id": np.repeat(np.asarray(query_ids, dtype=object), M),
+                    "model": np.tile(np.asarray(models, dtype=object), Q),
                     "mu_q": t.mu_q.ravel(),
                     "mu_c": t.mu_c.ravel(),
                     "sigma_q": t.sigma_q.ravel(),
@@ -213,6 +225,10 @@ def _truth_frame(data: SimulatedData) -> pd.DataFrame:
             )
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def _truth_part(sp: SimulatedSplit) -> tuple[str, np.ndarray, TruthTable]:
+    return sp.split, sp.queries["query_id"].to_numpy(dtype=object), sp.truth
 
 
 def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "jsonl") -> Path:
@@ -223,10 +239,46 @@ def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "json
         split_batches(data, "test"),
         out_dir,
         data.name,
-        metadata=_metadata(data),
-        truth=_truth_frame(data),
+        metadata=_metadata(data.cfg, data.seed, data.name),
+        truth=_truth_frame(data.models, [_truth_part(data.train), _truth_part(data.test)]),
         fmt=fmt,
     )
+
+
+def _simulate_and_write_train(
+    cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, path: Path, fmt: str
+) -> tuple[str, np.ndarray, TruthTable]:
+    """Worker: simulate the training split, write its file; return what ``truth.csv`` needs."""
+    sp = split_job(cfg, "train", skill, seed)
+    write_split_batches(path, _split_rows(cfg, name, sp), fmt)
+    return _truth_part(sp)
+
+
+def simulate_to_files(
+    cfg: SimulatorConfig, seed: int, name: str, out_dir: str | os.PathLike, fmt: str,
+    workers: int | None = None,
+) -> Path:  # fmt: skip
+    """``write_data(simulate(cfg, seed, name), out_dir, fmt)``, the same files byte for byte; with
+    two workers (:func:`~benchmark.data.simulator.sampling.split_workers`) a second process
+    simulates and writes the training split while this one does the test split."""
+    if split_workers(cfg, workers) == 1:
+        return write_data(simulate(cfg, seed, name=name, workers=1), out_dir, fmt)
+    skill = world_skill(cfg, seed)
+    seed = int(seed)
+    folder = Path(out_dir) / name
+    with second_process() as pool:
+        train_job = pool.submit(
+            _simulate_and_write_train, cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt
+        )
+        test = split_job(cfg, "test", skill, seed)
+        write_split_batches(folder / split_file_name("test", fmt), _split_rows(cfg, name, test), fmt)
+        try:
+            train_part = train_job.result()
+        except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
+            train_part = _simulate_and_write_train(cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt)
+    truth = _truth_frame(cfg.model_names, [train_part, _truth_part(test)])
+    write_dars_side_files(folder, _metadata(cfg, seed, name), truth)
+    return folder
 
 
 def write_simulated(
@@ -240,7 +292,7 @@ def write_simulated(
     """
     _check_name(name)
     fmt = resolve_format(cfg, fmt)
-    return write_data(simulate(cfg, seed, name=name), out_dir, fmt)
+    return simulate_to_files(cfg, seed, name, out_dir, fmt)
 
 
 def _check_name(name: str) -> None:
@@ -249,8 +301,9 @@ def _check_name(name: str) -> None:
 
 
 def ensure_simulated(
-    cfg: SimulatorConfig, cache_root: str | os.PathLike, name: str, seed: int, fmt: str = "auto"
-) -> Path:
+    cfg: SimulatorConfig, cache_root: str | os.PathLike, name: str, seed: int, fmt: str = "auto",
+    workers: int | None = None,
+) -> Path:  # fmt: skip
     """The data_dir of a cached simulation, writing it first if it is not there yet.
 
     Files live in ``<cache_root>/<config_hash>/<name>/``, as ``fmt`` (``auto``: JSONL below
@@ -268,7 +321,7 @@ def ensure_simulated(
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=data_dir))
     try:
-        write_data(simulate(cfg, seed, name=name), tmp, fmt)
+        simulate_to_files(cfg, seed, name, tmp, fmt, workers)
         try:
             os.rename(tmp / name, target)
         except OSError:
