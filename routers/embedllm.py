@@ -7,7 +7,7 @@ Score head ``<W x + b, e_m> + c_m`` (BCE against ``clip(mu_q - beta * sigma_q, 0
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,10 @@ from routers.neural import (
     TrainingConfig,
     encode_rows,
     gather_models,
+    gather_pairs,
     masked_column_means,
     pair_examples,
+    stacked_linear,
     stacked_targets,
     to_numpy,
 )
@@ -64,6 +66,41 @@ class EmbedLLMNet(DrawNet):
         bce = F.binary_cross_entropy_with_logits(out[:, 0], y[:, 0], reduction="none")
         per = torch.stack([bce, (out[:, 1] - y[:, 1]) ** 2], dim=1)
         return masked_column_means(per, ok).sum()
+
+    def stacked_loss(
+        self,
+        P: Mapping[str, torch.Tensor],
+        X: torch.Tensor,
+        data: dict[str, torch.Tensor],
+        examples: torch.Tensor,
+        noise: Sequence[torch.Generator] | None,
+    ) -> torch.Tensor:
+        q, m = examples[..., 0], examples[..., 1]
+        x = X if noise is None or self.noise_std <= 0 else X + self.stacked_noise(X, q, noise)
+        z = stacked_linear(x, P["proj.weight"], P["proj.bias"])  # [D, Q, dim]
+        score = stacked_linear(z, P["model_emb.weight"], P["score_bias"])
+        cost = stacked_linear(z, P["cost_head.weight"], P["cost_head.bias"])
+        out = gather_pairs(torch.stack([score, cost], dim=-1), q, m)  # [D, B, 2]
+        y, ok = gather_pairs(data["y"], q, m), gather_pairs(data["ok"], q, m)
+        bce = F.binary_cross_entropy_with_logits(out[..., 0], y[..., 0], reduction="none")
+        per = torch.stack([bce, (out[..., 1] - y[..., 1]) ** 2], dim=-1)
+        return masked_column_means(per, ok, dim=1).sum(dim=-1)
+
+    def stacked_noise(
+        self, X: torch.Tensor, q: torch.Tensor, noise: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        """``[D, Q, d]`` input noise: draw ``d``'s generator gives the rows of the distinct
+        queries of its minibatch ``q[d]`` in ascending order, as in :meth:`encode`
+        (other rows 0)."""
+        D, (n_q, n_f) = q.shape[0], X.shape
+        present = torch.zeros(D, n_q, dtype=torch.bool)
+        present[torch.arange(D)[:, None], q] = True
+        counts = present.sum(dim=1).tolist()
+        out = torch.zeros(D, n_q, n_f)
+        out[present] = torch.cat(
+            [self.noise_std * torch.randn((c, n_f), generator=g) for c, g in zip(counts, noise)]
+        )
+        return out
 
     def signals(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(score logits, cost) ``[Q, M]``."""

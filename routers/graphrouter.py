@@ -17,6 +17,7 @@ from torch import nn
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from torch_geometric.nn import SAGEConv
+    from torch_geometric.utils import to_torch_csr_tensor
 
 from routers.base import Signals
 from routers.neural import (
@@ -24,9 +25,13 @@ from routers.neural import (
     NeuralSignalRouter,
     TrainingConfig,
     encode_rows,
+    gather_pairs,
+    gather_rows,
     masked_column_means,
     mlp,
     pair_examples,
+    stacked_linear,
+    stacked_sequential,
     stacked_targets,
     to_numpy,
 )
@@ -103,6 +108,12 @@ class GraphNet(DrawNet):
         """Fix the training graph (``[Q, M]`` observed-pair mask)."""
         self.train_mask = mask.clone()
         self._graph = build_graph(mask.shape[0], self.n_models, mask.numpy())
+        # The same graph as a CSR matrix, row = target node (PyG's ``adj_t``): stacked draws
+        # aggregate [N, D * dim] states with one sparse product instead of [E, D * dim] messages.
+        n = self._graph.num_nodes
+        with warnings.catch_warnings():  # torch: "sparse CSR support is in beta" and the like
+            warnings.filterwarnings("ignore", message=r"(?i).*sparse.*", category=UserWarning)
+            self._adj_t = to_torch_csr_tensor(self._graph.edge_index.flip(0), size=(n, n))
 
     def node_states(
         self, X_train: torch.Tensor, X_test: torch.Tensor | None = None
@@ -153,6 +164,53 @@ class GraphNet(DrawNet):
         h = self.node_states(X)
         out = self.edge_outputs(h, q, X.shape[0] + m)
         return masked_column_means((out - data["y"][q, m]) ** 2, data["ok"][q, m]).sum()
+
+    def can_stack(self, data: Sequence[dict[str, torch.Tensor]]) -> bool:
+        """Stacked draws share one graph: every draw must observe the same pairs."""
+        return all(torch.equal(dd["pairs"], data[0]["pairs"]) for dd in data[1:])
+
+    def stacked_loss(
+        self,
+        P: Mapping[str, torch.Tensor],
+        X: torch.Tensor,
+        data: dict[str, torch.Tensor],
+        examples: torch.Tensor,
+        noise: Sequence[torch.Generator] | None,
+    ) -> torch.Tensor:
+        q, m = examples[..., 0], examples[..., 1]
+        n_q = X.shape[0]
+        h = torch.cat(
+            [stacked_linear(X, P["query_proj.weight"], P["query_proj.bias"]), P["model_emb"]],
+            dim=1,
+        )  # [D, N, dim]
+        D, n, dim = h.shape
+        for i, conv in enumerate(self.convs):
+            if i:
+                h = torch.relu(h)
+            # SAGEConv (mean): lin_l(mean over in-neighbours) + lin_r(h). The mean acts column
+            # by column, so one propagate over the [N, D * dim] states serves every draw (on
+            # the CSR adjacency: the same sums in the same order as the edge-list path).
+            flat = h.transpose(0, 1).reshape(n, D * dim)
+            agg = conv.propagate(self._adj_t, x=(flat, flat), size=None)
+            agg = agg.view(n, D, dim).transpose(0, 1)
+            c = f"convs.{i}"
+            h = stacked_linear(agg, P[f"{c}.lin_l.weight"], P[f"{c}.lin_l.bias"]) + stacked_linear(
+                h, P[f"{c}.lin_r.weight"]
+            )
+        # Edge MLP, first layer split as in edge_outputs: A h_q + B h_m + [C|D] pair + b.
+        w = P["edge_mlp.0.weight"]
+        w_q, w_m, w_pair = w.split([dim, dim, 2 * dim], dim=-1)
+        m_nodes = n_q + m
+        hq, hm = gather_rows(h, q), gather_rows(h, m_nodes)
+        pair = torch.cat([hq * hm, (hq - hm).abs()], dim=-1)
+        z = (
+            gather_rows(stacked_linear(h[:, :n_q], w_q), q)
+            + gather_rows(stacked_linear(h[:, n_q:], w_m), m)
+            + stacked_linear(pair, w_pair, P["edge_mlp.0.bias"])
+        )
+        out = torch.sigmoid(stacked_sequential(self.edge_mlp, "edge_mlp", P, z, start=1))
+        y, ok = gather_pairs(data["y"], q, m), gather_pairs(data["ok"], q, m)
+        return masked_column_means((out - y) ** 2, ok, dim=1).sum(dim=-1)
 
     def predict_pairs(self, X_train: torch.Tensor, X_test: torch.Tensor) -> torch.Tensor:
         """``[T, M, 3]`` outputs for every (test query, model) pair (inductive nodes)."""

@@ -20,9 +20,12 @@ from routers.neural import (
     TrainingConfig,
     encode_rows,
     gather_models,
+    gather_pairs,
     masked_column_means,
     mlp,
     pair_examples,
+    stacked_linear,
+    stacked_sequential,
     stacked_targets,
     to_numpy,
 )
@@ -70,6 +73,25 @@ class MIRTNet(DrawNet):
         bce = F.binary_cross_entropy_with_logits(logit[:, :1], y[:, :1], reduction="none")
         per = torch.cat([bce, (torch.sigmoid(logit[:, 1:]) - y[:, 1:]) ** 2], dim=1)
         return (masked_column_means(per, ok) * self.loss_weights).sum()
+
+    def stacked_loss(
+        self,
+        P: Mapping[str, torch.Tensor],
+        X: torch.Tensor,
+        data: dict[str, torch.Tensor],
+        examples: torch.Tensor,
+        noise: Sequence[torch.Generator] | None,
+    ) -> torch.Tensor:
+        q, m = examples[..., 0], examples[..., 1]
+        theta = stacked_sequential(self.ability, "ability", P, X)  # [D, Q, latent]
+        heads = stacked_linear(theta, P["heads.weight"], P["heads.bias"])
+        D, n_q = heads.shape[:2]
+        per_pair = heads.view(D, n_q, len(HEADS), self.n_models).transpose(2, 3)  # [D, Q, M, 3]
+        logit = gather_pairs(per_pair, q, m)  # [D, B, 3]
+        y, ok = gather_pairs(data["y"], q, m), gather_pairs(data["ok"], q, m)
+        bce = F.binary_cross_entropy_with_logits(logit[..., :1], y[..., :1], reduction="none")
+        per = torch.cat([bce, (torch.sigmoid(logit[..., 1:]) - y[..., 1:]) ** 2], dim=-1)
+        return (masked_column_means(per, ok, dim=1) * self.loss_weights).sum(dim=-1)
 
     def signals(self, X: torch.Tensor) -> torch.Tensor:
         """``[Q, 3, M]``: ``sigmoid`` of the three heads (mu_q, mu_c, sigma_q)."""

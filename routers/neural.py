@@ -1,8 +1,9 @@
 """Shared machinery of the neural routers: :class:`TrainingConfig`, one Lightning routine, draws.
 
-:class:`NeuralRouter` fits a chunk of single-shot draws in ONE Lightning run (bit-identical to
-one run per draw) and spreads chunks over ``n_jobs`` processes; :class:`DrawNet` is one draw's
-network. Determinism, draw batching and early stopping: docs/routers_neural.md.
+:class:`NeuralRouter` fits a chunk of single-shot draws in ONE Lightning run and spreads chunks
+over ``n_jobs`` processes: :class:`DrawModule` loops over the draws' networks (bit-identical to
+one run per draw), :class:`StackedDrawModule` trains them as one network with stacked
+parameters. Determinism, draw batching and early stopping: docs/routers_neural.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import random
+import sys
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass, replace
@@ -29,12 +31,19 @@ with warnings.catch_warnings():
     import lightning as L
 
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from routers.base import Router, SignalRouter, Signals, check_features
 from supervision.modes import Targets
 
 #: Independent random streams of one draw's seed.
 STREAM_INIT, STREAM_SHUFFLE, STREAM_NOISE, STREAM_SPLIT = range(4)
+
+#: Seconds a fit runs before its progress bar (``TrainingConfig.progress``) appears.
+PROGRESS_DELAY_S = 3.0
+
+#: How a chunk of single-shot draws is trained (``TrainingConfig.draws``).
+DRAW_PATHS = ("stacked", "exact")
 
 #: Parameter memory (weights + gradient + two Adam moments) allowed for one chunk of draws
 #: trained in one pass; more draws are split into several chunks.
@@ -67,6 +76,13 @@ class TrainingConfig:
             router per draw (False). Same numbers either way.
         n_jobs: processes over which chunks of draws are spread (``-1``: all cores). Same
             numbers for any value.
+        draws: how a chunk of draws is trained: ``"exact"`` (default, the reference: a loop
+            over the draws' networks, bit-identical to one fit per draw) or ``"stacked"`` (one
+            vectorised network with parameters stacked along a draw axis: batched matmuls, one
+            Adam over the stack). Losses and gradients agree to float32 rounding; after
+            training, rounding can grow (docs/routers_neural.md gives the measured gap).
+        progress: a tqdm bar over the training steps of a chunk of draws, shown once it has
+            run for a few seconds; ``None`` (default): only when stderr is a terminal.
     """
 
     epochs: int = 20
@@ -77,6 +93,8 @@ class TrainingConfig:
     patience: int = 5
     batch_draws: bool = True
     n_jobs: int = 1
+    draws: str = "exact"
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if int(self.epochs) < 1 or int(self.batch_size) < 1 or float(self.lr) <= 0:
@@ -90,6 +108,8 @@ class TrainingConfig:
             raise ValueError(f"training: val_fraction must be in (0, 1), got {self.val_fraction}")
         if int(self.n_jobs) == 0 or int(self.n_jobs) < -1:
             raise ValueError(f"training: n_jobs must be >= 1 or -1, got {self.n_jobs}")
+        if self.draws not in DRAW_PATHS:
+            raise ValueError(f"training: draws must be one of {DRAW_PATHS}, got {self.draws!r}")
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -150,9 +170,12 @@ def feature_tensor(X: Any, n_features: int | None = None, *, where: str) -> torc
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def masked_column_means(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Per column ``k`` of ``[B, K]`` values, the mean over the rows where ``weight`` is 1."""
-    return (values * weight).sum(dim=0) / weight.sum(dim=0).clamp_min(1.0)
+def masked_column_means(values: torch.Tensor, weight: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Per column ``k`` of ``[B, K]`` values, the mean over the rows where ``weight`` is 1.
+
+    ``dim`` is the row axis (1 for stacked ``[D, B, K]`` values: one mean per draw and column).
+    """
+    return (values * weight).sum(dim=dim) / weight.sum(dim=dim).clamp_min(1.0)
 
 
 def stacked_targets(*values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,6 +242,28 @@ class DrawNet(nn.Module):
         ``X``: training features ``[Q, d]``; ``data``: this draw's target tensors; ``noise``:
         the draw's noise generator while training, ``None`` for the validation loss.
         """
+
+    def stacked_loss(
+        self,
+        P: Mapping[str, torch.Tensor],
+        X: torch.Tensor,
+        data: dict[str, torch.Tensor],
+        examples: torch.Tensor,
+        noise: Sequence[torch.Generator] | None,
+    ) -> torch.Tensor:
+        """Per-draw losses ``[D]`` of ``D`` networks of this one's architecture at once.
+
+        ``P``: this network's parameter names -> tensors stacked along a leading draw axis;
+        ``data``: the draws' target tensors stacked the same way; ``examples``: ``[D, B, 2]``
+        rows of each draw's example table; ``noise``: one generator per draw, or ``None``.
+        Draw ``d``'s loss equals ``loss`` of the network with parameters ``P[.][d]`` up to
+        float32 rounding. Not implemented: the router trains draws with the exact path.
+        """
+        raise NotImplementedError
+
+    def can_stack(self, data: Sequence[dict[str, torch.Tensor]]) -> bool:
+        """Whether draws with these target tensors can share one stacked network (hook)."""
+        return True
 
 
 class DrawBatches(IterableDataset):
@@ -306,6 +351,165 @@ class DrawModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr, fused=True)
 
+    def draw_state(self, d: int) -> dict[str, torch.Tensor]:
+        """A copy of draw ``d``'s parameters and buffers."""
+        return copy.deepcopy(self.nets[d].state_dict())
+
+    def load_draw_state(self, d: int, state: Mapping[str, torch.Tensor]) -> None:
+        """Overwrite draw ``d``'s parameters and buffers."""
+        self.nets[d].load_state_dict(state)
+
+
+# --------------------------------------------------------------------- stacked draws
+def stacked_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``D`` linear maps at once: ``x`` ``[D, R, in]`` (or ``[R, in]``, shared by every draw),
+    ``weight`` ``[D, out, in]``, ``bias`` ``[D, out]`` -> ``[D, R, out]``."""
+    out = torch.matmul(x, weight.transpose(1, 2))
+    return out if bias is None else out + bias[:, None, :]
+
+
+def stacked_sequential(
+    seq: nn.Sequential, prefix: str, P: Mapping[str, torch.Tensor], x: torch.Tensor, start: int = 0
+) -> torch.Tensor:
+    """Apply ``seq[start:]`` (``Linear`` / ``ReLU`` / nested ``Sequential``) with the stacked
+    parameters ``P[f"{prefix}.{i}.weight"]`` ``[D, ...]`` of its layers."""
+    for i in range(start, len(seq)):
+        layer, name = seq[i], f"{prefix}.{i}"
+        if isinstance(layer, nn.Linear):
+            x = stacked_linear(x, P[f"{name}.weight"], P.get(f"{name}.bias"))
+        elif isinstance(layer, nn.ReLU):
+            x = torch.relu(x)
+        elif isinstance(layer, nn.Sequential):
+            x = stacked_sequential(layer, name, P, x)
+        else:
+            raise TypeError(f"stacked_sequential: unsupported layer {type(layer).__name__}")
+    return x
+
+
+def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[d, index[d, b]]``: ``[D, R, ...]`` gathered by ``[D, B]`` -> ``[D, B, ...]``."""
+    D, B = index.shape
+    tail = values.shape[2:]
+    idx = index.reshape(D, B, *([1] * len(tail))).expand(D, B, *tail)
+    return values.gather(1, idx)
+
+
+def gather_pairs(values: torch.Tensor, q: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``values[d, q[d, b], m[d, b]]``: ``[D, Q, M, ...]`` by ``[D, B]`` pairs -> ``[D, B, ...]``."""
+    D, Q, M = values.shape[:3]
+    return gather_rows(values.reshape(D, Q * M, *values.shape[3:]), q * M + m)
+
+
+class StackedParams(nn.Module):
+    """The parameters of ``D`` networks of one architecture, stacked: name -> ``[D, *shape]``.
+
+    Built from the draws' initialised networks (each draw keeps its own initialisation);
+    :meth:`write_back` copies the trained values into them.
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.names = [name for name, _ in nets[0].named_parameters()]
+        per_net = [dict(net.named_parameters()) for net in nets]
+        self.stacked = nn.ParameterList(
+            nn.Parameter(torch.stack([p[name].detach() for p in per_net])) for name in self.names
+        )
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Name -> stacked parameter ``[D, *shape]``."""
+        return dict(zip(self.names, self.stacked))
+
+    def draw_state(self, d: int) -> dict[str, torch.Tensor]:
+        """A copy of draw ``d``'s parameters."""
+        return {name: p[d].detach().clone() for name, p in zip(self.names, self.stacked)}
+
+    def load_draw_state(self, d: int, state: Mapping[str, torch.Tensor]) -> None:
+        """Overwrite draw ``d``'s parameters."""
+        with torch.no_grad():
+            for name, p in zip(self.names, self.stacked):
+                p[d].copy_(state[name])
+
+    def write_back(self, nets: Sequence[nn.Module]) -> None:
+        """Copy draw ``d``'s parameters into ``nets[d]``."""
+        with torch.no_grad():
+            for d, net in enumerate(nets):
+                params = dict(net.named_parameters())
+                for name, p in zip(self.names, self.stacked):
+                    params[name].copy_(p[d])
+
+
+class StackedDrawModule(L.LightningModule):
+    """A LightningModule training ``D`` draws as ONE stacked network (see :class:`DrawModule`).
+
+    Every step gathers each draw's own minibatch (``[D, B]`` positions from its own
+    shuffling), computes all draws' losses with batched matmuls
+    (:meth:`DrawNet.stacked_loss`), back-propagates their sum (draw ``d``'s parameters get
+    exactly draw ``d``'s gradient: the draws share no parameter) and takes one Adam step
+    over the stack. Adam is element-wise, so one step over a ``[D, ...]`` tensor is ``D``
+    per-draw steps. The draws must have example tables of one size.
+
+    Early stopping: a frozen draw keeps being updated (its loss is part of the stacked
+    computation) but :class:`PerDrawEarlyStopping` ignores it from then on and restores its
+    best weights at the end, which is what the exact path keeps.
+    """
+
+    def __init__(
+        self,
+        nets: Sequence[DrawNet],
+        X: torch.Tensor,
+        data: Sequence[dict[str, torch.Tensor]],
+        train_examples: Sequence[torch.Tensor],
+        val_examples: Sequence[torch.Tensor] | None,
+        noise_seeds: Sequence[int],
+        lr: float,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.stack = StackedParams(nets)
+        # Hyperparameters and fixed structure (graph, buffers); kept out of this module's
+        # submodules so that its parameters are the stack alone.
+        object.__setattr__(self, "_template", nets[0])
+        self.n_draws = len(nets)
+        self.lr = float(lr)
+        self._X = X
+        self._data = {k: torch.stack([dd[k] for dd in data]) for k in data[0]}
+        self._train = torch.stack(list(train_examples))
+        self._val = None if val_examples is None else torch.stack(list(val_examples))
+        self._noise = [torch_generator(s, STREAM_NOISE) for s in noise_seeds]
+        self.active = [True] * self.n_draws
+        self.val_losses: list[float] = [math.nan] * self.n_draws
+
+    def _losses(self, table: torch.Tensor, batch: list[torch.Tensor], noise: bool) -> torch.Tensor:
+        pos = torch.stack(batch)
+        examples = table.gather(1, pos[..., None].expand(-1, -1, table.shape[-1]))
+        return self._template.stacked_loss(
+            self.stack.tensors(), self._X, self._data, examples, self._noise if noise else None
+        )
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(self._losses(self._train, batch, noise=True).sum())
+        opt.step()
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        assert self._val is not None
+        if batch[0].numel() == 0:
+            self.val_losses = [math.nan] * self.n_draws
+            return
+        self.val_losses = [float(v) for v in self._losses(self._val, batch, noise=False)]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.stack.parameters(), lr=self.lr, fused=True)
+
+    def draw_state(self, d: int) -> dict[str, torch.Tensor]:
+        return self.stack.draw_state(d)
+
+    def load_draw_state(self, d: int, state: Mapping[str, torch.Tensor]) -> None:
+        self.stack.load_draw_state(d, state)
+
 
 class PerDrawEarlyStopping(L.Callback):
     """Early stopping per draw on its validation loss, restoring each draw's best weights.
@@ -322,7 +526,7 @@ class PerDrawEarlyStopping(L.Callback):
         self.patience = int(patience)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: DrawModule) -> None:
-        n = len(pl_module.nets)
+        n = len(pl_module.active)
         self.best = [math.inf] * n
         self.wait = [0] * n
         self.best_epoch: list[int | None] = [None] * n
@@ -337,7 +541,7 @@ class PerDrawEarlyStopping(L.Callback):
             if loss < self.best[d]:
                 self.best[d], self.wait[d] = loss, 0
                 self.best_epoch[d] = trainer.current_epoch
-                self.states[d] = copy.deepcopy(pl_module.nets[d].state_dict())
+                self.states[d] = pl_module.draw_state(d)
             else:
                 self.wait[d] += 1
                 if self.wait[d] >= self.patience:
@@ -348,7 +552,26 @@ class PerDrawEarlyStopping(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: DrawModule) -> None:
         for d, state in enumerate(self.states):
             if state is not None:
-                pl_module.nets[d].load_state_dict(state)
+                pl_module.load_draw_state(d, state)
+
+
+class DrawProgress(L.Callback):
+    """A tqdm bar over the training steps of one fit, shown once it has run ``delay`` seconds."""
+
+    def __init__(self, desc: str, delay: float | None = None) -> None:
+        self.desc = desc
+        self.delay = PROGRESS_DELAY_S if delay is None else float(delay)
+        self.bar: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = int(trainer.max_epochs) * int(trainer.num_training_batches)
+        self.bar = tqdm(total=total, desc=self.desc, unit="step", delay=self.delay, leave=False)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.bar.update(1)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.bar.close()
 
 
 # ------------------------------------------------------------------------ training routine
@@ -400,6 +623,7 @@ def train_module(
     max_epochs: int,
     seed: int,
     patience: int | None = None,
+    progress: str | None = None,
 ) -> PerDrawEarlyStopping | None:
     """Train ``module`` with a CPU ``lightning.Trainer``; the one routine of every neural router.
 
@@ -408,7 +632,9 @@ def train_module(
     warnings silenced). Global state it touches (RNGs, the deterministic-algorithms flag,
     thread count, Lightning's environment variables and log levels) is restored afterwards.
     With ``val_batches`` and ``patience`` it stops each draw early on its validation loss and
-    returns the :class:`PerDrawEarlyStopping` callback (best epochs); else ``None``.
+    returns the :class:`PerDrawEarlyStopping` callback (best epochs); else ``None``. With
+    ``progress`` (a description) a :class:`DrawProgress` bar shows the steps once the fit has
+    run :data:`PROGRESS_DELAY_S` seconds.
     """
     if max_epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {max_epochs}")
@@ -426,7 +652,7 @@ def train_module(
             deterministic=True,
             num_sanity_val_steps=0,
             limit_val_batches=1.0 if stopper is not None else 0,
-            callbacks=[stopper] if stopper is not None else [],
+            callbacks=[cb for cb in (stopper, progress and DrawProgress(progress)) if cb],
         )
         trainer.fit(
             module,
@@ -466,6 +692,11 @@ class NeuralRouter(Router):
             f"{type(self).__name__}: training must be a TrainingConfig, a mapping or None, "
             f"got {type(t).__name__}"
         )
+
+    def _show_progress(self) -> bool:
+        """``training.progress``, or (``None``) whether stderr is a terminal."""
+        show = self.training_config().progress
+        return sys.stderr.isatty() if show is None else bool(show)
 
     def _draw_jobs(self) -> int:
         return int(self.training_config().n_jobs)
@@ -514,7 +745,10 @@ class NeuralRouter(Router):
             data.append(dd)
             train_ex.append(tr)
             val_ex.append(self._examples(dd, val_q))
-        module = DrawModule(
+        module_class = (
+            StackedDrawModule if self._stackable(cfg, nets, data, train_ex, val_ex) else DrawModule
+        )
+        module = module_class(
             nets, X, data, train_ex, val_ex if cfg.early_stopping else None, seeds, float(cfg.lr)
         )
         val_batches = None
@@ -528,10 +762,40 @@ class NeuralRouter(Router):
             max_epochs=int(cfg.epochs),
             seed=seeds[0],
             patience=int(cfg.patience) if cfg.early_stopping else None,
+            progress=(
+                f"{type(self).__name__}: {len(nets)} draws ({module_class.__name__})"
+                if len(nets) > 1 and self._show_progress()
+                else None
+            ),
         )
+        if isinstance(module, StackedDrawModule):
+            module.stack.write_back(nets)
         for d, net in enumerate(nets):
+            net.eval()
             net.best_epoch = None if stopper is None else stopper.best_epoch[d]
-        return list(module.nets)
+            net.fit_path = "stacked" if isinstance(module, StackedDrawModule) else "exact"
+        return nets
+
+    @staticmethod
+    def _stackable(
+        cfg: TrainingConfig,
+        nets: Sequence[DrawNet],
+        data: Sequence[dict[str, torch.Tensor]],
+        train_ex: Sequence[torch.Tensor],
+        val_ex: Sequence[torch.Tensor],
+    ) -> bool:
+        """Whether a chunk of draws trains as one stacked network (``cfg.draws == "stacked"``).
+
+        Needs more than one draw (a single fit always takes the exact path), a network with a
+        :meth:`DrawNet.stacked_loss`, and example tables of one size in every draw (true for
+        single-shot draws: a pair observed once is observed in every draw); otherwise the
+        exact path trains the chunk, with the same numbers up to rounding.
+        """
+        if cfg.draws != "stacked" or len(nets) < 2:
+            return False
+        if type(nets[0]).stacked_loss is DrawNet.stacked_loss or not nets[0].can_stack(data):
+            return False
+        return len({len(e) for e in train_ex}) == 1 and len({len(e) for e in val_ex}) == 1
 
     def _features(self, X: Any, *, fit: bool) -> torch.Tensor:
         name = type(self).__name__

@@ -19,8 +19,11 @@ from routers.neural import (
     NeuralRouter,
     TrainingConfig,
     encode_rows,
+    gather_rows,
     mlp,
     numerics_context,
+    stacked_linear,
+    stacked_sequential,
     target_tensor,
 )
 from supervision.modes import Targets
@@ -76,6 +79,27 @@ class RMSoftmaxNet(DrawNet):
         regret = (best - u).masked_fill(~ok, 0.0)
         prob = torch.softmax(logits.masked_fill(~ok, -torch.inf), dim=1)
         return (prob * regret).sum(dim=1).mean()
+
+    def stacked_loss(
+        self,
+        P: Mapping[str, torch.Tensor],
+        X: torch.Tensor,
+        data: dict[str, torch.Tensor],
+        examples: torch.Tensor,
+        noise: Sequence[torch.Generator] | None,
+    ) -> torch.Tensor:
+        q, j = examples[..., 0], examples[..., 1]
+        w, b = P["first.weight"], P["first.bias"]  # [D, H, d + 1], [D, H]
+        xw = gather_rows(stacked_linear(X, w[..., :-1]), q)  # [D, B, H]
+        lam = data["grid"].gather(1, j)  # [D, B]
+        h = xw + (lam * self.lam_scale)[..., None] * w[:, None, :, -1] + b[:, None, :]
+        logits = stacked_sequential(self.body, "body", P, h) / self.temperature
+        ok = gather_rows(data["ok"], q)
+        u = gather_rows(data["perf"], q) - lam[..., None] * gather_rows(data["cost"], q)
+        best = u.masked_fill(~ok, -torch.inf).max(dim=-1, keepdim=True).values
+        regret = (best - u).masked_fill(~ok, 0.0)
+        prob = torch.softmax(logits.masked_fill(~ok, -torch.inf), dim=-1)
+        return (prob * regret).sum(dim=-1).mean(dim=-1)
 
 
 class RMSoftmaxRouter(NeuralRouter):

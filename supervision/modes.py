@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from benchmark.data.dataset import ObservationBlock
+from supervision.official import file_order_mean_std
 from supervision.stats import masked_mean, masked_std
 from supervision.utility import select_models, softmax, utility
 
@@ -231,6 +232,16 @@ def dars_full(block: ObservationBlock) -> Targets:
     return Targets("dars", mu_q, mu_c, sd, True, n)
 
 
+def dars_official(block: ObservationBlock) -> Targets:
+    """``dars`` with the reference code's numerics (pandas' group mean and std in file order,
+    bit for bit: :func:`supervision.official.file_order_mean_std`)."""
+    q, m, v, s = block.score.shape
+    mask = block.present.reshape(q, m, v * s)
+    mu_q, sd = file_order_mean_std(block.score.reshape(q, m, v * s), mask)
+    mu_c, _ = file_order_mean_std(block.cost.reshape(q, m, v * s), mask)
+    return Targets("dars", mu_q, mu_c, sd, True, mask.sum(axis=-1))
+
+
 def dars_no_risk(block: ObservationBlock) -> Targets:
     """All observations; no risk term (sigma_q is 0 and beta does not apply)."""
     mu_q, mu_c, _, n = _pooled(block, block.present)
@@ -284,7 +295,9 @@ def make_targets(
 ) -> Targets:
     """Dispatch to the supervision mode named ``mode`` (one of :data:`MODES`).
 
-    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); other modes ignore it.
+    ``sampler`` picks the single-shot sampler (one of :data:`SAMPLERS`); ``official`` also
+    computes ``dars`` targets with the reference code's numerics (:func:`dars_official`);
+    other modes ignore it.
     ``models`` (the pool's names, one per column) is attached to the targets.
     """
     if sampler not in SAMPLERS:
@@ -296,6 +309,8 @@ def make_targets(
             t = single_shot_official(block, n_draws=n_draws, seed=seed)
         else:
             t = single_shot(block, n_draws=n_draws, seed=seed)
+    elif mode == "dars" and sampler == "official":
+        t = dars_official(block)
     else:
         try:
             fn = _DETERMINISTIC[mode]

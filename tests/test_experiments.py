@@ -27,7 +27,7 @@ EXPECTED = {
                "router": "knn", "dataset": DATASETS},
     "learning_curve": {"train.n_queries": "25,50,100,200,400", "supervision": "single_shot,dars",
                        "router": "knn", "dataset": DATASETS},
-    "paper_parity": {"router": "knn_official,avengers_pro_official,mlp_official,embedllm_official,mirt_official",
+    "paper_parity": {"router": "knn_official,avengers_pro_official,mlp_official,embedllm_official,mirt_official,graphrouter_official,rm_softmax_official",
                      "supervision": "single_shot,dars", "dataset": DATASETS},
 }
 

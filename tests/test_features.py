@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -180,3 +181,114 @@ def test_feature_configs_instantiate():
     assert (tfidf.ngram_range, tfidf.max_features) == ((1, 2), 20000)
     minilm = instantiate(OmegaConf.load(ROOT / "conf/features/minilm.yaml"))
     assert isinstance(minilm, MiniLMFeaturizer) and minilm.normalize and minilm.batch_size == 64
+
+
+# ------------------------------------------------------- MiniLM backends, batching, cache keys
+def _cos_gap(a, b):
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(np.max(1 - cos))
+
+
+#: Texts of very different lengths (one past the model's 256 word pieces), so that a batch pads.
+VARIED = TEXTS_TRAIN + TEXTS_TEST + [
+    "Short.",
+    " ".join(["The quick brown fox jumps over the lazy dog near the river bank."] * 40),
+    "A medium length question about the boiling point of water at high altitude in the Alps?",
+    "",
+]
+
+
+needs_onnx = pytest.mark.skipif(not F._onnx_available(), reason="the onnx extra is not installed")
+
+
+def test_length_batches_longest_first_ties_in_order():
+    batches = F.length_batches(np.array([3, 9, 3, 1, 9]), 2)
+    assert [b.tolist() for b in batches] == [[1, 4], [0, 2], [3]]
+
+
+def test_mean_pool_hand_computed():
+    hidden = np.array([[[1.0, 2.0], [3.0, 6.0], [100.0, 100.0]]])  # third token is padding
+    mask = np.array([[True, True, False]])
+    np.testing.assert_allclose(F.mean_pool(hidden, mask, normalize=False), [[2.0, 4.0]])
+    np.testing.assert_allclose(F.mean_pool(hidden, mask, normalize=True), [[1 / 5**0.5, 2 / 5**0.5]])
+
+
+@needs_onnx
+def test_onnx_tokenizer_gives_sentence_transformers_word_pieces():
+    st = F._load_minilm("cpu", True)
+    ref = st.tokenize(VARIED)
+    model_dir = F.minilm_path()
+    _, tok = F._onnx_encoder(str(F.onnx_model(model_dir, F.model_cache_dir())),
+                             str(model_dir / "tokenizer.json"), F._max_tokens(model_dir), 1)
+    ids = [e.ids for e in tok.encode_batch(VARIED)]
+    assert max(len(i) for i in ids) == 256  # the long text is cut at max_seq_length
+    for row, mine in zip(ref["input_ids"].tolist(), ids):
+        assert row[: len(mine)] == mine and not any(row[len(mine):])  # same pieces, then padding
+
+
+@needs_onnx
+def test_onnx_and_torch_backends_agree_batched_and_alone():
+    """Sorted, padded batches on the ONNX backend vs sentence-transformers (torch) and vs each
+    text encoded alone: the same embeddings within 1e-5 cosine."""
+    onnx = MiniLMFeaturizer(backend="onnx", batch_size=3).encode(VARIED)
+    torch_ = MiniLMFeaturizer(backend="torch").encode(VARIED)
+    alone = np.vstack([MiniLMFeaturizer(backend="onnx", batch_size=1).encode([t]) for t in VARIED])
+    assert onnx.shape == (len(VARIED), 384) and onnx.dtype == np.float64
+    assert _cos_gap(onnx, torch_) < 1e-5 and _cos_gap(onnx, alone) < 1e-5
+    np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    raw = MiniLMFeaturizer(backend="onnx", normalize=False).encode(VARIED[:3])
+    raw_torch = MiniLMFeaturizer(backend="torch", normalize=False).encode(VARIED[:3])
+    np.testing.assert_allclose(raw, raw_torch, rtol=0, atol=1e-4)
+    assert (np.abs(np.linalg.norm(raw, axis=1) - 1) > 0.1).all()
+
+
+@needs_onnx
+def test_onnx_conversion_is_cached_and_keyed(tmp_path):
+    model_dir = F.minilm_path()
+    first = F.onnx_model(model_dir, tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert F.onnx_model(model_dir, tmp_path) == first and first.stat().st_mtime_ns == stamp
+    ident = json.loads((first.parent / "identity.json").read_text())
+    assert ident["opset"] == F.ONNX_EXPORT["opset"] and ident["quantize"] is False
+    emb = MiniLMFeaturizer(backend="onnx", model_cache=str(tmp_path)).encode(TEXTS_TRAIN)
+    np.testing.assert_allclose(emb, MiniLMFeaturizer(backend="onnx").encode(TEXTS_TRAIN), atol=1e-6)
+
+
+@needs_onnx
+def test_backends_never_share_a_cache_file(tmp_path):
+    paths = {}
+    for kw in ({"backend": "torch"}, {"backend": "onnx"}, {"backend": "onnx", "quantize": True}):
+        f = MiniLMFeaturizer(**kw)
+        out = compute_features(f, TEXTS_TRAIN, TEXTS_TEST, tmp_path)
+        assert not out.from_cache
+        paths[json.dumps(kw)] = out.path
+    assert len(set(paths.values())) == 3
+    # Settings that do not change the numbers share the file.
+    again = compute_features(MiniLMFeaturizer(backend="onnx", threads=1, batch_size=2, progress=False),
+                             TEXTS_TRAIN, TEXTS_TEST, tmp_path)
+    assert again.from_cache and again.path == paths['{"backend": "onnx"}']
+    # int8 is an opt-in approximation: close to float, but not within the 1e-5 of a backend.
+    q = compute_features(MiniLMFeaturizer(backend="onnx", quantize=True), TEXTS_TRAIN, TEXTS_TEST, tmp_path)
+    full = compute_features(MiniLMFeaturizer(backend="onnx"), TEXTS_TRAIN, TEXTS_TEST, tmp_path)
+    assert 1e-5 < _cos_gap(q[0], full[0]) < 0.2
+
+
+def test_backend_choice_and_bad_settings(monkeypatch):
+    assert MiniLMFeaturizer().backend == ("onnx" if F._onnx_available() else "torch")
+    monkeypatch.setattr(F, "_onnx_available", lambda: False)
+    assert MiniLMFeaturizer().backend == "torch" and MiniLMFeaturizer(backend="onnx").backend == "onnx"
+    with pytest.raises(ValueError, match="choose one of auto, onnx, torch"):
+        MiniLMFeaturizer(backend="tensorrt")
+    with pytest.raises(ValueError, match="onnx backend runs on the CPU"):
+        MiniLMFeaturizer(backend="onnx", device="cuda")
+    with pytest.raises(ValueError, match="quantize=true needs features.backend=onnx"):
+        MiniLMFeaturizer(backend="torch", quantize=True)
+
+
+def test_progress_bar_only_when_asked_or_long_on_a_terminal(monkeypatch):
+    assert MiniLMFeaturizer(progress=True)._show_progress(3)
+    assert not MiniLMFeaturizer(progress=False)._show_progress(10**6)
+    auto = MiniLMFeaturizer()
+    assert not auto._show_progress(10**6)  # pytest's stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert auto._show_progress(F.PROGRESS_MIN_TEXTS + 1) and not auto._show_progress(10)

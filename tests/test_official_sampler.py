@@ -75,3 +75,52 @@ def test_draw_std_is_sample_std():
     # {1, 2, 6}: mean 3, squared deviations 4 + 1 + 9 = 14; ddof=1 -> sqrt(7).
     assert draw_std([1.0, 2.0, 6.0]) == pytest.approx(np.sqrt(7.0))
     assert draw_std([0.25]) == 0.0
+
+
+def test_official_dars_numerics_by_hand():
+    # pandas sums a group as first + (pairwise sum of the rest): 0.1 + (0.2 + 0.3) = 0.6 exactly,
+    # / 3 -> 0.19999999999999998; darsbench's default sums (0.1 + 0.2) + 0.3 = 0.6000000000000001.
+    from supervision.official import file_order_mean_std
+    from supervision.stats import masked_mean
+
+    v = np.array([[0.1, 0.2, 0.3]])
+    m = np.ones_like(v, dtype=bool)
+    mu, sd = file_order_mean_std(v, m)
+    assert mu[0] == 0.6 / 3 and masked_mean(v, m, 1)[0] == 0.6000000000000001 / 3 != mu[0]
+    # Welford: mean 0.1, 0.15, 0.2; M2 0, 0.1*0.05... sample std of (0.1, 0.2, 0.3) is 0.1
+    assert sd[0] == pytest.approx(0.1, abs=1e-15)
+    # empty group: NaN; one observation: std 0 (the reference code fills pandas' NaN with 0)
+    mu, sd = file_order_mean_std(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[False, False], [False, True]]))
+    assert np.isnan(mu[0]) and np.isnan(sd[0]) and mu[1] == 4.0 and sd[1] == 0.0
+
+
+def test_official_dars_numerics_equal_pandas_bit_for_bit():
+    """pandas groupby(sort=False).agg(mean, std) over rows in file order == file_order_mean_std."""
+    import pandas as pd
+
+    from supervision.official import file_order_mean_std
+
+    rng = np.random.default_rng(0)
+    vals = rng.random((300, 25)) * rng.choice([1e-4, 1.0, 3.3], size=(300, 1))
+    vals[:60] = rng.integers(0, 2, (60, 25))
+    mask = rng.random((300, 25)) > 0.3
+    mask[0] = False
+    g, k = np.nonzero(mask)
+    got = pd.DataFrame({"g": g, "v": vals[g, k]}).groupby("g", sort=False).agg(m=("v", "mean"), s=("v", "std"))
+    mu, sd = file_order_mean_std(vals.reshape(20, 15, 25), mask.reshape(20, 15, 25))
+    idx = got.index.to_numpy()
+    np.testing.assert_array_equal(mu.ravel()[idx], got["m"].to_numpy())
+    np.testing.assert_array_equal(sd.ravel()[idx], got["s"].fillna(0.0).to_numpy())
+    assert np.isnan(mu.ravel()[0])
+
+
+def test_make_targets_official_dars_uses_file_order_numerics():
+    b = _block()
+    t = make_targets(b, "dars", sampler="official")
+    d = make_targets(b, "dars")
+    # same targets up to summation order; missing pair (q1, m0) NaN in both
+    np.testing.assert_allclose(t.mu_q, d.mu_q, atol=1e-12)
+    np.testing.assert_allclose(t.sigma_q, d.sigma_q, atol=1e-12)
+    assert np.isnan(t.mu_q[1, 0]) and t.n_obs.tolist() == [[4, 1], [0, 3]] and t.uses_risk
+    # (q1, m1): observations 11.1, 11.2, 11.3 in file order -> 11.1 + (11.2 + 11.3), / 3
+    assert t.mu_q[1, 1] == (11.1 + (11.2 + 11.3)) / 3

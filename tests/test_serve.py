@@ -253,3 +253,24 @@ def test_routing_setting():
         routing_setting({"model": "gpt-4"}, 0.1, 0.2)
     with pytest.raises(ValueError, match="unknown setting"):
         routing_setting({"model": "darsbench-route:temp=1"}, 0.1, 0.2)
+
+
+@pytest.mark.parametrize("mode", ["thread", "inline"])
+def test_routing_modes_and_plain_asyncio_h11_serve_the_same(tmp_path, mode):
+    """--route-in thread / inline over the standard-library loop and h11: same decisions, and
+    the log's timing fields (the arrival is stamped by the middleware under h11)."""
+    bundle = make_bundle(tmp_path / "bundle")
+    stubs = {"big": StubUpstream("big").start(), "small": StubUpstream("small").start()}
+    server = Server(tmp_path, bundle, stubs, "--route-in", mode, "--route-workers", "2",
+                    "--loop", "asyncio", "--http", "h11")
+    try:
+        assert _chat(server.url).headers["x-darsbench-model"] == "big"
+        assert _chat(server.url, model="darsbench-route:lam=1.0").headers["x-darsbench-model"] == "small"
+    finally:
+        server.close()
+        for s in stubs.values():
+            s.stop()
+    rows = [json.loads(line) for line in server.log.read_text().splitlines()]
+    assert [r["served_by"] for r in rows] == ["big", "small"]
+    for r in rows:
+        assert r["batch"] == 1 and 0 < r["route_ms"] and 0 < r["route_wait_ms"] <= r["overhead_ms"]

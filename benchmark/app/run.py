@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from evaluators.baselines import (
 from evaluators.budget import generations_used, training_queries
 from evaluators.frontier import frontier_points
 from routers.bundle import QueryEncoder, save_bundle
+from routers.summary import training_summary
 from supervision.modes import make_targets
 from supervision.stats import draw_std
 
@@ -64,10 +66,12 @@ class CellSpec:
     use_context: bool = True
 
 
-def package_versions() -> dict[str, str]:
+@lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Package versions, read once per process (each lookup scans the installed distributions)."""
     names = [
         "darsbench", "numpy", "scipy", "pandas", "scikit-learn", "torch", "lightning",
-        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers",
+        "torch-geometric", "hydra-core", "omegaconf", "sentence-transformers", "onnxruntime",
     ]
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for n in names:
@@ -75,7 +79,11 @@ def package_versions() -> dict[str, str]:
             out[n] = metadata.version(n)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out.items())
+
+
+def package_versions() -> dict[str, str]:
+    return dict(_versions())
 
 
 def _summary(values: np.ndarray) -> dict[str, Any]:
@@ -172,6 +180,7 @@ def run_cell(
     timings["route"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    fit = training_summary(spec.router, X_train, targets, spec.lam, spec.beta)  # per draw
     stats = {p: M.ViewStats.from_block(b) for p, b in data.test_views.items()}
     values, shares = evaluate_policy(data, stats, choices, spec.lam, spec.beta)
     baselines = baseline_results(data, stats, spec.lam, spec.beta)
@@ -228,6 +237,8 @@ def run_cell(
             "n_queries_asked": spec.n_train_queries,
             "budget_per_model": spec.train_budget,
             "generations": generations_used(targets.n_obs, targets.n_draws),
+            # per-draw fit on the training queries: regret, accuracy, the router's own statistics
+            "fit": {k: {**_summary(v), "per_draw": [float(x) for x in v]} for k, v in fit.items()},
         },
         "bootstrap": {
             "resamples": int(spec.bootstrap_resamples), "seed": int(spec.bootstrap_seed),

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
+import queue
 import re
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,9 +31,18 @@ import torch
 import uvicorn
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from routers.bundle import RouterBundle, load_bundle
+
+try:  # optional (pip install 'darsbench[serve]'): faster JSON; the standard library otherwise
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
+try:  # optional (httptools, in the serve extra): the faster HTTP parser, stamping arrivals early
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - depends on the environment
+    HttpToolsProtocol = None
 
 ROUTE_MODEL = "darsbench-route"
 #: Keys of a collection pool entry that serving reads; the other collection keys are allowed.
@@ -40,6 +51,19 @@ POOL_COLLECT_ONLY = {"endpoint", "prompt_style", "params_b", "max_concurrency", 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Upstream answers that make the server try the next model (others are the client's problem).
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes (orjson when installed). Routes hold only finite numbers (checked in
+    :meth:`QueryRouter.route_many`) and parsed JSON holds none that are not."""
+    if orjson is not None:
+        return orjson.dumps(obj)
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON (orjson when installed); invalid JSON raises ``ValueError``."""
+    return orjson.loads(data) if orjson is not None else json.loads(data)
 
 
 class ServeError(ValueError):
@@ -113,12 +137,17 @@ def load_pool(path: str | os.PathLike, models: Sequence[str]) -> dict[str, PoolM
 # --------------------------------------------------------------------------------- routing
 @dataclass
 class Route:
-    """One routing decision: the chosen model, the fallback order and the predictions."""
+    """One routing decision: the chosen model, the fallback order and the predictions.
+
+    ``batch`` is the number of queries routed in the same call and ``route_ms`` that call's time.
+    """
 
     lam: float
     beta: float
     ranking: list[str]
     predicted: dict[str, dict[str, float]]
+    batch: int = 1
+    route_ms: float = 0.0
 
     @property
     def chosen(self) -> str:
@@ -142,21 +171,143 @@ class QueryRouter:
             raise ServeError(f"--draw {draw}: the bundle holds {n_draws} draw(s)")
 
     def route(self, text: str, lam: float, beta: float) -> Route:
-        X = self.bundle.features([text])
-        dec = self.bundle.router.decide(X, lam, beta)
+        return self.route_many([text], [(lam, beta)])[0]
+
+    def route_many(self, texts: Sequence[str], settings: Sequence[tuple[float, float]]) -> list[Route]:
+        """Routes of ``texts`` (one ``(lambda, beta)`` each): one encoding call for all texts,
+        one ``decide`` call per distinct setting."""
+        t0 = time.perf_counter()
+        X = self.bundle.features(list(texts))
+        groups: dict[tuple[float, float], list[int]] = {}
+        for i, setting in enumerate(settings):
+            groups.setdefault((float(setting[0]), float(setting[1])), []).append(i)
+        routes: list[Route | None] = [None] * len(texts)
+        for (lam, beta), rows in groups.items():
+            Xg = X if len(rows) == len(texts) else X[rows]
+            for i, route in zip(rows, self._routes(self.bundle.router.decide(Xg, lam, beta), lam, beta)):
+                routes[i] = route
+        ms = (time.perf_counter() - t0) * 1e3
+        for route in routes:
+            route.batch, route.route_ms = len(texts), ms
+        return routes  # type: ignore[return-value]
+
+    def _routes(self, dec: Any, lam: float, beta: float) -> list[Route]:
         pick = (lambda a: np.asarray(a)[self.draw]) if self.bundle.router.has_draws_ else np.asarray
-        chosen = int(pick(dec.choices)[0])
         pool = self.bundle.pool
-        predicted = {name: dict(zip(pool, map(float, pick(v)[0]))) for name, v in dec.outputs.items()}
+        chosen = pick(dec.choices).tolist()
+        arrays = {name: pick(v) for name, v in dec.outputs.items()}
         if dec.signals is not None:
-            util = pick(dec.signals.utility(lam, beta))[0]
-            cost = pick(dec.signals.mu_c)[0]
-            predicted = {"utility": dict(zip(pool, map(float, util))), **predicted}
-            order = np.lexsort((np.arange(len(pool)), cost, -util))
+            util, cost = pick(dec.signals.utility(lam, beta)), pick(dec.signals.mu_c)
+            arrays = {"utility": util, **arrays}
+            index = np.broadcast_to(np.arange(len(pool)), util.shape)
+            order = np.lexsort((index, cost, -util), axis=-1)  # utility, then cheaper, then index
         else:
-            order = np.argsort(-pick(dec.outputs["score"])[0], kind="stable")
-        ranking = [pool[chosen]] + [pool[i] for i in order if i != chosen]
-        return Route(float(lam), float(beta), ranking, predicted)
+            order = np.argsort(-pick(dec.outputs["score"]), axis=1, kind="stable")
+        bad = [name for name, v in arrays.items() if not np.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"the router predicted non-finite {bad} at lambda={lam}, beta={beta}")
+        values = {name: v.tolist() for name, v in arrays.items()}
+        routes = []
+        for r, (c, row) in enumerate(zip(chosen, order.tolist())):
+            ranking = [pool[c]] + [pool[i] for i in row if i != c]
+            predicted = {name: dict(zip(pool, map(float, v[r]))) for name, v in values.items()}
+            routes.append(Route(float(lam), float(beta), ranking, predicted))
+        return routes
+
+
+class RouteBatcher:
+    """Routes concurrent requests together (micro-batching): each routing call takes every query
+    queued when it starts (up to ``max_batch``) and never waits for more to arrive.
+
+    ``in_thread`` False routes on the event loop: a request queues its query and yields once,
+    so the requests read in the same loop turn queue theirs too; the first to resume routes them
+    all, and each continues to its upstream without another wait (cheap, GIL-bound encoders
+    such as TF-IDF). True routes in ``threads`` dedicated threads (torch releases the GIL while
+    encoding MiniLM, so the loop keeps relaying traffic). A batch that raises is re-routed one
+    query at a time, so a failure stays with its own request.
+    """
+
+    def __init__(self, router: QueryRouter, max_batch: int = 32, in_thread: bool = False,
+                 threads: int = 1) -> None:
+        self.router = router
+        self.max_batch = int(max_batch)
+        self.in_thread = bool(in_thread)
+        self.threads = int(threads)
+        self._pending: list[tuple[str, float, float, asyncio.Future]] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the routing threads (``in_thread``); requests queued before wait for them."""
+        self._loop = asyncio.get_running_loop()
+        if self.in_thread:
+            self._workers = [threading.Thread(target=self._work, name=f"darsbench-route-{i}", daemon=True)
+                             for i in range(self.threads)]
+            for w in self._workers:
+                w.start()
+
+    def stop(self) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
+        for w in self._workers:
+            w.join(timeout=10)
+        self._workers = []
+
+    async def route(self, text: str, lam: float, beta: float) -> Route:
+        """The :class:`Route` of ``text`` (raises what routing it raised)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        item = (text, lam, beta, self._loop.create_future())
+        if self.in_thread:
+            self._queue.put(item)
+            return await item[3]
+        self._pending.append(item)
+        await asyncio.sleep(0)  # the other requests of this loop turn queue their queries
+        while not item[3].done():  # the first to resume routes everything queued
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            self._deliver(batch, self._run(batch))
+        return item[3].result()
+
+    def _run(self, batch: list[tuple[str, float, float, asyncio.Future]]) -> list[Any]:
+        """Routes or exceptions, one per queued item."""
+        try:
+            return self.router.route_many([b[0] for b in batch], [(b[1], b[2]) for b in batch])
+        except Exception:  # noqa: BLE001 - find the query that fails, route the others
+            if len(batch) == 1:
+                return [sys.exc_info()[1]]
+        out: list[Any] = []
+        for item in batch:
+            out.extend(self._run([item]))
+        return out
+
+    @staticmethod
+    def _deliver(batch: list[tuple[str, float, float, asyncio.Future]], results: list[Any]) -> None:
+        for (*_, fut), res in zip(batch, results):
+            if fut.done():  # cancelled meanwhile
+                continue
+            if isinstance(res, BaseException):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            results = self._run(batch)
+            self._loop.call_soon_threadsafe(self._deliver, batch, results)  # type: ignore[union-attr]
 
 
 def query_text(body: dict[str, Any]) -> str:
@@ -230,7 +381,7 @@ class RequestLog:
         rec = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **record}
         if self.log_prompts and prompt is not None:
             rec["prompt"] = prompt
-        self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
+        self._fh.write(dumps(rec).decode() + "\n")
 
     def close(self) -> None:
         if self._fh is not None:
@@ -257,94 +408,119 @@ class ServeConfig:
     max_tries: int = 3
     draw: int = 0
     health_timeout_s: float = 2.0
+    #: Where routing runs: "loop" (the event loop), "thread" (``route_workers`` threads) or
+    #: "auto" (the loop for TF-IDF, threads for MiniLM).
+    route_in: str = "auto"
     route_workers: int = 1
+    max_batch: int = 32
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def create_app(cfg: ServeConfig) -> Any:
     """The ASGI app (FastAPI) serving ``cfg``."""
     router = QueryRouter(cfg.bundle, cfg.draw)
-    # Encoding and scoring run in worker threads (torch and numpy release the GIL), so the
-    # event loop keeps relaying upstream traffic and several MiniLM encodings share the cores.
-    # Each request is encoded alone: its decision does not depend on concurrent requests.
-    worker = ThreadPoolExecutor(max_workers=cfg.route_workers, thread_name_prefix="darsbench-route")
+    in_thread = cfg.route_in == "thread" or (cfg.route_in == "auto" and cfg.bundle.encoder.kind != "tfidf")
+    inline = cfg.route_in == "inline"
+    batcher = RouteBatcher(router, cfg.max_batch, in_thread, cfg.route_workers)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        state["client"] = httpx.AsyncClient(
+        # One persistent client (connection pool) per pool model: httpcore scans its whole pool
+        # for each request, so small per-upstream pools cost less CPU than one shared pool.
+        state["clients"] = {name: httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.timeout_s),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        ) for name in cfg.pool}
+        batcher.start()
+        # Everything loaded so far (torch, the router, the encoder) is long-lived: keep it out of
+        # the collector's scans, so full collections during serving stay short.
+        gc.collect()
+        gc.freeze()
         yield
-        await state["client"].aclose()
-        worker.shutdown(wait=False)
+        for client in state["clients"].values():
+            await client.aclose()
+        batcher.stop()
         cfg.log.close()
 
     app = FastAPI(title="darsbench-serve", lifespan=lifespan)
     app.add_middleware(_ReceivedAt)
 
-    def error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": kind, **extra}}, status_code=status)
+    def error(status: int, message: str, kind: str, **extra: Any) -> Response:
+        return Response(dumps({"error": {"message": message, "type": kind, **extra}}), status,
+                        media_type="application/json")
 
-    async def parse(request: Request) -> tuple[dict[str, Any], str, Route] | JSONResponse:
+    async def parse(request: Request) -> tuple[dict[str, Any], str, Route] | Response:
         try:
-            body = await request.json()
+            body = loads(await request.body())
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
             lam, beta = routing_setting(body, cfg.bundle.lam, cfg.bundle.beta)
             text = query_text(body)
-        except (ValueError, json.JSONDecodeError) as err:
+        except ValueError as err:  # json.JSONDecodeError and orjson's are ValueErrors
             return error(400, str(err), "invalid_request_error")
-        route = await asyncio.get_running_loop().run_in_executor(worker, router.route, text, lam, beta)
+        try:
+            route = router.route(text, lam, beta) if inline else await batcher.route(text, lam, beta)
+        except Exception as err:  # noqa: BLE001 - the router failed on this query
+            return error(500, f"routing failed: {type(err).__name__}: {err}", "routing_error")
         return body, text, route
 
     def headers(route: Route, served: str | None, n_failed: int) -> dict[str, str]:
         util = route.predicted.get("utility") or route.predicted.get("score") or {}
         h = {"x-darsbench-routed-to": route.chosen,
-             "x-darsbench-utilities": json.dumps(util, separators=(",", ":")),
+             "x-darsbench-utilities": dumps(util).decode(),
              "x-darsbench-fallbacks": str(n_failed)}
         if served is not None:
             h["x-darsbench-model"] = served
         return h
 
-    def upstream_body(body: dict[str, Any], model: PoolModel) -> dict[str, Any]:
+    def upstream_request(client: httpx.AsyncClient, body: dict[str, Any], model: PoolModel) -> httpx.Request:
         out = {k: v for k, v in body.items() if k not in ("darsbench", "lambda", "lam", "beta", "query")}
         out["model"] = model.model
-        return out
+        hdrs = {"content-type": "application/json"}
+        key = model.api_key()
+        if key:
+            hdrs["authorization"] = f"Bearer {key}"
+        return client.build_request("POST", f"{model.base_url}/chat/completions", content=dumps(out),
+                                    headers=hdrs)
 
     def auth(model: PoolModel) -> dict[str, str]:
         key = model.api_key()
         return {} if not key else {"Authorization": f"Bearer {key}"}
 
+    def timing(route: Route, t0: float, t_routed: float) -> dict[str, Any]:
+        return {"route_wait_ms": (t_routed - t0) * 1e3, "route_ms": route.route_ms, "batch": route.batch}
+
     @app.post("/route")
     async def route_only(request: Request) -> Any:
         parsed = await parse(request)
-        if isinstance(parsed, JSONResponse):
+        if isinstance(parsed, Response):
             return parsed
         _, text, route = parsed
-        overhead = (time.perf_counter() - request.scope["darsbench_t0"]) * 1e3
+        t0 = request.scope["darsbench_t0"]
+        t_routed = time.perf_counter()
         cfg.log.write({"kind": "route", "routed_to": route.chosen, "lam": route.lam,
                        "beta": route.beta, "predicted": route.predicted,
-                       "overhead_ms": overhead, "status": 200}, text)
-        return JSONResponse(route.summary(), headers=headers(route, None, 0))
+                       "overhead_ms": (t_routed - t0) * 1e3, **timing(route, t0, t_routed),
+                       "status": 200}, text)
+        return Response(dumps(route.summary()), headers=headers(route, None, 0),
+                        media_type="application/json")
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         parsed = await parse(request)
-        if isinstance(parsed, JSONResponse):
+        if isinstance(parsed, Response):
             return parsed
         body, text, route = parsed
         t0 = request.scope["darsbench_t0"]
-        client: httpx.AsyncClient = state["client"]
+        t_routed = time.perf_counter()
         stream = bool(body.get("stream"))
         tries: list[dict[str, Any]] = []
         overhead_ms = None
         for name in route.ranking[: cfg.max_tries]:
-            model = cfg.pool[name]
-            req = client.build_request("POST", f"{model.base_url}/chat/completions",
-                                       json=upstream_body(body, model), headers=auth(model))
-            if overhead_ms is None:
+            model, client = cfg.pool[name], state["clients"][name]
+            req = upstream_request(client, body, model)
+            if overhead_ms is None:  # the first upstream request is built and handed to the client
                 overhead_ms = (time.perf_counter() - t0) * 1e3
             try:
                 resp = await client.send(req, stream=stream)
@@ -362,14 +538,14 @@ def create_app(cfg: ServeConfig) -> Any:
             record = {"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": name,
                       "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
                       "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
-                      "status": resp.status_code}
+                      **timing(route, t0, t_routed), "status": resp.status_code}
             hdrs = headers(route, name, len(tries) - 1)
             if stream:
                 return StreamingResponse(
                     _relay(resp, info, record, model, cfg.log, text, t0),
                     status_code=resp.status_code, media_type="text/event-stream", headers=hdrs)
             try:
-                payload = resp.json()
+                payload = loads(resp.content)
             except ValueError:
                 payload = {"error": {"message": "upstream answered with non-JSON", "type": "upstream_error"}}
             usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -378,10 +554,11 @@ def create_app(cfg: ServeConfig) -> Any:
                 payload["darsbench"] = info
             cfg.log.write({**record, "latency_ms": (time.perf_counter() - t0) * 1e3,
                            "prompt_tokens": p, "completion_tokens": c, "cost_usd": cost}, text)
-            return JSONResponse(payload, status_code=resp.status_code, headers=hdrs)
+            return Response(dumps(payload), resp.status_code, headers=hdrs, media_type="application/json")
         cfg.log.write({"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": None,
                        "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
                        "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
+                       **timing(route, t0, t_routed),
                        "latency_ms": (time.perf_counter() - t0) * 1e3, "status": 503}, text)
         return error(503, f"no pool model answered ({len(tries)} tried: "
                      f"{', '.join(t['model'] for t in tries)})", "no_upstream_available",
@@ -398,11 +575,9 @@ def create_app(cfg: ServeConfig) -> Any:
 
     @app.get("/health")
     async def health() -> Any:
-        client: httpx.AsyncClient = state["client"]
-
         async def probe(m: PoolModel) -> bool:
             try:
-                r = await client.get(f"{m.base_url}/models", headers=auth(m),
+                r = await state["clients"][m.name].get(f"{m.base_url}/models", headers=auth(m),
                                      timeout=cfg.health_timeout_s)
             except httpx.HTTPError:
                 return False
@@ -419,14 +594,35 @@ def create_app(cfg: ServeConfig) -> Any:
 
 
 class _ReceivedAt:
-    """ASGI middleware: the time a request arrived (start of the router's overhead)."""
+    """ASGI middleware: the time a request arrived (start of the router's overhead), unless the
+    HTTP protocol stamped it earlier (:func:`http_protocol`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        scope["darsbench_t0"] = time.perf_counter()
+        scope.setdefault("darsbench_t0", time.perf_counter())
         await self.app(scope, receive, send)
+
+
+if HttpToolsProtocol is not None:
+    class _StampedHttpTools(HttpToolsProtocol):
+        """uvicorn's httptools protocol, stamping a request when its first bytes are parsed (before
+        the request's task is even created)."""
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope["darsbench_t0"] = time.perf_counter()
+
+
+def http_protocol(choice: str) -> Any:
+    """uvicorn's ``http`` setting: httptools (arrival stamped as parsed) when installed and not
+    refused, else h11 (arrival stamped when the app is called)."""
+    if choice == "h11" or (choice == "auto" and HttpToolsProtocol is None):
+        return "h11"
+    if HttpToolsProtocol is None:
+        raise ServeError("--http httptools: httptools is not installed (pip install 'darsbench[serve]')")
+    return _StampedHttpTools
 
 
 async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, Any], model: PoolModel,
@@ -437,21 +633,21 @@ async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, A
         async for line in resp.aiter_lines():
             if line.startswith("data:") and line[5:].strip() != "[DONE]":
                 try:
-                    event = json.loads(line[5:])
+                    event = loads(line[5:])
                 except ValueError:
                     event = None
                 if isinstance(event, dict):
                     usage = event.get("usage") or usage
                     if first:
                         event["darsbench"] = info
-                        line = "data: " + json.dumps(event)
+                        line = "data: " + dumps(event).decode()
                     first = False
             yield (line + "\n").encode()
     except httpx.HTTPError as err:
         status = 502
         msg = {"error": {"message": f"upstream {record['served_by']} failed mid-stream "
                          f"({type(err).__name__})", "type": "upstream_error"}}
-        yield f"data: {json.dumps(msg)}\n\n".encode()
+        yield b"data: " + dumps(msg) + b"\n\n"
     finally:
         await resp.aclose()
         p, c, cost = _cost(model, usage)
@@ -532,24 +728,42 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout-s", type=float, default=60.0, help="per upstream try")
     ap.add_argument("--max-tries", type=int, default=3, help="models tried per request (>= 1)")
     ap.add_argument("--draw", type=int, default=0, help="draw served from a single-shot bundle")
-    ap.add_argument("--route-workers", type=int, default=min(4, os.cpu_count() or 1),
-                    help="threads encoding and scoring requests in parallel")
+    ap.add_argument("--route-in", choices=("auto", "loop", "thread", "inline"), default="auto",
+                    help="where queries are encoded and scored: on the event loop, in dedicated "
+                         "threads, or auto (the loop for TF-IDF, threads for MiniLM)")
+    ap.add_argument("--route-workers", type=int, default=1,
+                    help="routing threads with --route-in thread (each takes a batch at a time)")
+    ap.add_argument("--max-batch", type=int, default=32,
+                    help="most queued queries routed in one call (micro-batching; never waits)")
     ap.add_argument("--torch-threads", type=int, default=1,
-                    help="torch threads for encoding one request (MiniLM): 1 is fastest for single "
-                         "queries and does not fight the other processes for cores")
+                    help="torch threads for encoding (MiniLM): 1 does not fight the other "
+                         "processes for cores")
+    ap.add_argument("--cpus", default=None,
+                    help="pin the server to these CPU ids, e.g. '0' or '0,1' (Linux)")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                    help="uvicorn event loop (auto: uvloop when installed)")
+    ap.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
+                    help="uvicorn HTTP parser (auto: httptools when installed)")
     return ap
 
 
 def build_config(args: argparse.Namespace) -> ServeConfig:
     if args.max_tries < 1:
         raise ServeError("--max-tries must be >= 1")
-    if args.torch_threads < 1 or args.route_workers < 1:
-        raise ServeError("--torch-threads and --route-workers must be >= 1")
+    if args.torch_threads < 1 or args.route_workers < 1 or args.max_batch < 1:
+        raise ServeError("--torch-threads, --route-workers and --max-batch must be >= 1")
+    if args.cpus is not None:
+        try:
+            cpus = {int(c) for c in args.cpus.split(",")}
+            os.sched_setaffinity(0, cpus)
+        except (ValueError, OSError) as err:
+            raise ServeError(f"--cpus {args.cpus!r}: {err}") from err
     torch.set_num_threads(args.torch_threads)
     bundle = load_bundle(args.router)
     pool = load_pool(args.pool, bundle.pool)
     return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
-                       args.max_tries, args.draw, route_workers=args.route_workers)
+                       args.max_tries, args.draw, route_in=args.route_in,
+                       route_workers=args.route_workers, max_batch=args.max_batch)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -568,10 +782,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _serve_parser().parse_args(argv)
     try:
         cfg = build_config(args)
+        http = http_protocol(args.http)
     except (OSError, ValueError) as err:
         print(f"darsbench-serve: {err}", file=sys.stderr)
         sys.exit(2)
-    uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning", loop=args.loop,
+                http=http, backlog=2048)
 
 
 if __name__ == "__main__":

@@ -158,16 +158,21 @@ class StubUpstream:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--delay-s", type=float, default=0.0)
+    ap.add_argument("--port", type=int, default=0, help="0: a free port (one per --name)")
+    ap.add_argument("--name", action="append", required=True,
+                    help="the answering model's name; repeat to serve several stubs on free ports")
+    ap.add_argument("--delay-s", type=float, default=0.0, help="seconds before each answer")
     args = ap.parse_args(argv)
-    stub = StubUpstream(args.name, args.port, delay_s=args.delay_s).start()
-    print(f"stub upstream {args.name!r} at {stub.base_url}", flush=True)
+    if args.port and len(args.name) > 1:
+        ap.error("--port serves one --name; leave it out (free ports) for several")
+    stubs = [StubUpstream(n, args.port, delay_s=args.delay_s).start() for n in args.name]
+    for stub in stubs:
+        print(f"stub upstream {stub.name!r} at {stub.base_url}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        stub.stop()
+        for stub in stubs:
+            stub.stop()
 
 
 if __name__ == "__main__":

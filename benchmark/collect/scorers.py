@@ -24,14 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import sympy
 from scipy.optimize import linear_sum_assignment
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    implicit_multiplication_application,
-    parse_expr,
-    standard_transformations,
-)
 
 SCORER_VERSION = "1"
 TASK_TYPES = ("mcq", "math", "reading")
@@ -252,6 +245,16 @@ def _to_sympy(s: str) -> Any:
         return None
     if not _powers_are_safe(plain):
         return None
+    # Heavy module imported where needed (tests/test_layering.py, LAZY_HEAVY): only math answers
+    # use sympy, and darsbench's config validation imports this module's task list.
+    import sympy
+    from sympy.parsing.sympy_parser import (
+        convert_xor,
+        implicit_multiplication_application,
+        parse_expr,
+        standard_transformations,
+    )
+
     local = {n: sympy.Symbol(n) for n in names if len(n) == 1 and n not in ("E", "I")}
     local.update({"sqrt": sympy.sqrt, "pi": sympy.pi, "E": sympy.E, "I": sympy.I, "oo": sympy.oo})
     try:
@@ -302,6 +305,8 @@ def _expr_equal(p: str, g: str) -> bool:
     pe, ge = _to_sympy(p), _to_sympy(g)
     if pe is None or ge is None:
         return False
+    import sympy  # loaded by _to_sympy already (LAZY_HEAVY, tests/test_layering.py)
+
     try:
         if pe.has(sympy.Float) or ge.has(sympy.Float):
             if pe.free_symbols or ge.free_symbols:

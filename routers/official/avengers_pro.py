@@ -71,6 +71,11 @@ class OfficialAvengersProRouter(OfficialRouter):
             for t, v in enumerate(values):
                 tables[t, c] = np.nanmean(v[members], axis=0)
         self.tables_ = tables  # [3, C, M] float32
+        sizes = self.cluster_sizes_
+        self.fit_stats_ = {  # the reference code's cluster statistics
+            "n_clusters": n_c, "empty_clusters": int((sizes == 0).sum()),
+            "min_cluster_size": int(sizes.min()), "max_cluster_size": int(sizes.max()),
+        }
 
     def _predict_single(self, X: Any) -> Signals:
         x = dense_features(X, "avengers_pro_official.predict").astype(np.float32)

@@ -104,7 +104,8 @@ class OfficialEmbedLLMRouter(OfficialRouter):
         )
         self.net_ = net
         self.n_features_in_ = x.shape[1]
-        self.train_loss_ = losses  # per-epoch mean training loss
+        self.train_loss_ = losses
+        self.fit_stats_ = {"train_loss": losses[-1] if losses else float("nan")}  # nan: no epoch ran  # per-epoch mean training loss
 
     def _predict_single(self, X: Any) -> Signals:
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "embedllm_official.predict"), dtype=np.float32))

@@ -110,6 +110,7 @@ class OfficialMIRTRouter(OfficialRouter):
         self.net_ = net
         self.n_features_in_ = x.shape[1]
         self.train_loss_ = losses
+        self.fit_stats_ = {"train_loss": losses[-1] if losses else float("nan")}  # nan: no epoch ran
 
     def _predict_single(self, X: Any) -> Signals:
         x = torch.from_numpy(np.ascontiguousarray(dense_features(X, "mirt_official.predict"), dtype=np.float32))

@@ -88,6 +88,7 @@ class OfficialMLPRouter(OfficialRouter):
             self.heads_[name] = pipe
             self.n_iter_[name] = int(pipe[-1].n_iter_)
             self.loss_[name] = float(pipe[-1].loss_)
+        self.fit_stats_ = {f"train_loss_{k}": v for k, v in self.loss_.items()}  # each head's final loss
 
     def fit_report(self) -> list[dict[str, Any]]:
         """Per fitted draw: epochs run and final training loss of each head."""

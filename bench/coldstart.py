@@ -1,0 +1,98 @@
+"""Cold and warm wall time of the kNN cell pair (single_shot with 100 draws + dars) through the
+real CLI, with MiniLM and with TF-IDF features. README, "Start-up and encoding speed".
+
+    python bench/coldstart.py                       # gpqa_like preset (200 x 6 x 25, 248 test)
+    python bench/coldstart.py --convert             # also a first run that converts MiniLM to ONNX
+
+cold: a fresh ``DARSBENCH_CACHE`` (the simulated data, its parsed cache and the features are all
+built in the run); warm: the same command again on that cache. Both are one process running
+``darsbench -m router=knn supervision=single_shot,dars ...``: start-up, sweep set-up, both
+cells, the leaderboards. The converted ONNX model lives in the model cache
+(``DARSBENCH_MODEL_CACHE``, ~/.cache/darsbench/models), which a fresh feature cache reuses;
+``--convert`` adds a run with an empty model cache too. Also prints the import time of the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "lightning", "torch_geometric", "sentence_transformers", "transformers")
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall s, CPU s, stderr) of ``python -m benchmark.app.cli <args>``."""
+    c0, t0 = cpu_children(), time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "benchmark.app.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - t0, cpu_children() - c0
+    if proc.returncode != 0:
+        raise SystemExit(f"darsbench {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return wall, cpu, proc.stderr
+
+
+def cell_seconds(sweep: Path) -> float:
+    """Sum of the cells' own timings (data, features, fit, route, evaluation, writing)."""
+    total = 0.0
+    for res in sweep.glob("*/results.json"):
+        timings = json.loads(res.read_text())["timings_s"]
+        total += float(timings.get("total", sum(v for v in timings.values() if isinstance(v, (int, float)))))
+    return total
+
+
+def import_seconds(env: dict[str, str]) -> tuple[float, list[str]]:
+    """Self-reported import time of ``benchmark.app.cli`` (python -X importtime) and the heavy
+    modules it loaded."""
+    code = "import sys, benchmark.app.cli; print(sorted({m.split('.')[0] for m in sys.modules} & set(%r)))" % (HEAVY,)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    last = [ln for ln in proc.stderr.splitlines() if ln.rstrip().endswith("| benchmark.app.cli")][-1]
+    return int(re.split(r"\|", last)[1]) / 1e6, json.loads(proc.stdout.strip().replace("'", '"'))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="gpqa_like")
+    ap.add_argument("--features", nargs="+", default=["minilm", "tfidf"])
+    ap.add_argument("--convert", action="store_true", help="also a run with an empty model cache")
+    args = ap.parse_args()
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    secs, heavy = import_seconds(base)
+    print(f"import benchmark.app.cli: {secs:.2f} s (python -X importtime); heavy modules loaded: {heavy or 'none'}")
+    work = Path(tempfile.mkdtemp(prefix="coldstart-"))
+    print(f"| features | run | wall (s) | CPU (s) | cells' own time (s) |\n|---|---|---:|---:|---:|")
+    for feats in args.features:
+        env = {**base, "DARSBENCH_CACHE": str(work / f"cache-{feats}")}
+        runs = ["cold", "warm"]
+        if args.convert and feats == "minilm":
+            runs.insert(0, "first (converts)")
+        for i, label in enumerate(runs):
+            if label.startswith("first"):
+                env_run = {**env, "DARSBENCH_CACHE": str(work / "cache-first"),
+                           "DARSBENCH_MODEL_CACHE": str(work / "models")}
+            else:
+                env_run = env
+            sweep = work / f"sweep-{feats}-{i}"
+            wall, cpu, _ = run(["-m", "router=knn", "supervision=single_shot,dars", f"dataset={args.preset}",
+                                f"features={feats}", f"hydra.sweep.dir={sweep}"], env_run)
+            print(f"| {feats} | {label} | {wall:.2f} | {cpu:.2f} | {cell_seconds(sweep):.2f} |")
+    print(f"\noutputs in {work}")
+
+
+if __name__ == "__main__":
+    main()
