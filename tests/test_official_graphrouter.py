@@ -86,7 +86,7 @@ def test_description_features_are_minilm_unit_vectors():
 
 def test_per_seed_determinism_and_draw_seeds():
     X, q, c, s = _toy()
-    kw = dict(dim=8, hidden=(8,), epochs=4, batch_size=5, descriptions=DESC)
+    kw = {"dim": 8, "hidden": (8,), "epochs": 4, "batch_size": 5, "descriptions": DESC}
     a = OfficialGraphRouter(**kw).fit(X, _targets(q, c, s), seed=42).predict(X)
     b = OfficialGraphRouter(**kw).fit(X, _targets(q, c, s), seed=42).predict(X)
     other = OfficialGraphRouter(**kw).fit(X, _targets(q, c, s), seed=43).predict(X)
@@ -105,7 +105,7 @@ def test_per_seed_determinism_and_draw_seeds():
 
 def test_columns_in_name_order_give_the_same_predictions_per_model():
     X, q, c, s = _toy()
-    kw = dict(dim=8, hidden=(8,), epochs=3, descriptions=DESC, column_order="sorted")
+    kw = {"dim": 8, "hidden": (8,), "epochs": 3, "descriptions": DESC, "column_order": "sorted"}
     perm = [2, 0, 1]
     a = OfficialGraphRouter(**kw).fit(X, _targets(q, c, s), seed=1).predict(X)
     b = OfficialGraphRouter(**kw).fit(

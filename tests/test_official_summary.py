@@ -76,7 +76,7 @@ def test_results_json_has_per_draw_training_summary(tmp_path):
     args = ["router=avengers_pro_official", "router.n_clusters=8", "supervision=single_shot",
             "supervision.n_draws=3", "features=tfidf", TINY, "seed=42", f"hydra.run.dir={out}", "print_table=false"]
     proc = subprocess.run([sys.executable, "-m", "benchmark.app.cli", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fit = json.loads((out / "results.json").read_text())["training"]["fit"]
     assert set(fit) == {"train_regret", "train_accuracy", "train_unjudged", "n_clusters",

@@ -18,8 +18,9 @@ length (benchmark.features.MiniLMFeaturizer). See docs/official.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 
 from benchmark.features import MiniLMFeaturizer
 from routers.base import Signals
-from routers.neural import numerics_context
+from routers.neural import mlp, numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
 from routers.official.training import train_in_query_batches
 from supervision.modes import Targets
@@ -77,12 +78,7 @@ class EdgeNet(nn.Module):
         # Creation order fixes the generator's consumption: query_proj, model_proj, edge MLP.
         self.query_proj = nn.Linear(d_query, dim)
         self.model_proj = nn.Linear(d_model, dim)
-        dims = [4 * dim, *[int(h) for h in hidden]]
-        layers: list[nn.Module] = []
-        for a, b in zip(dims, dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(dims[-1], n_out))
-        self.edge_mlp = nn.Sequential(*layers)
+        self.edge_mlp = mlp([4 * dim, *[int(h) for h in hidden], n_out])
 
     def forward(self, xq: torch.Tensor, xm: torch.Tensor) -> torch.Tensor:
         """``[B, M, n_out]`` edge outputs for ``B`` queries and ``M`` models."""

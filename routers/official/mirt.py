@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from routers.base import Signals
-from routers.neural import numerics_context
+from routers.neural import mlp, numerics_context
 from routers.official.base import OfficialRouter, dense_features, official_targets
 from routers.official.training import train_in_query_batches
 from supervision.modes import Targets
@@ -30,12 +30,7 @@ from supervision.modes import Targets
 class _IRTHead(nn.Module):
     def __init__(self, d_in: int, n_models: int, latent: int, hidden: Sequence[int]) -> None:
         super().__init__()
-        dims = [d_in, *[int(h) for h in hidden]]
-        layers: list[nn.Module] = []
-        for a, b in zip(dims, dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(dims[-1], latent))
-        self.theta = nn.Sequential(*layers)
+        self.theta = mlp([d_in, *[int(h) for h in hidden], latent])
         self.a = nn.Parameter(torch.randn(n_models, latent) * 0.02)
         self.b = nn.Parameter(torch.zeros(n_models))
 

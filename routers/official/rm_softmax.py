@@ -19,14 +19,15 @@ See docs/official.md.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from routers.base import Router
-from routers.neural import numerics_context
+from routers.neural import mlp, numerics_context
 from routers.official.base import column_order, dense_features, official_targets
 from routers.official.training import train_in_query_batches
 from supervision.modes import Targets
@@ -55,15 +56,6 @@ def rm_loss(logits: torch.Tensor, labels: torch.Tensor, utility: torch.Tensor, l
     prob = torch.softmax(logits / float(temperature), dim=1)
     regret = utility.max(dim=1, keepdim=True).values - utility
     return (prob * regret).sum(dim=1).mean()
-
-
-def _router_net(d_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
-    dims = [d_in, *[int(h) for h in hidden]]
-    layers: list[nn.Module] = []
-    for a, b in zip(dims, dims[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    layers.append(nn.Linear(dims[-1], n_out))
-    return nn.Sequential(*layers)
 
 
 class OfficialRMRouter(Router):
@@ -120,7 +112,7 @@ class OfficialRMRouter(Router):
             return rm_loss(net(x[idx]), labels[idx], u[idx], self.loss, float(self.temperature))
 
         net, losses = train_in_query_batches(
-            lambda: _router_net(x.shape[1], self.hidden, u.shape[1]), x.shape[0], batch_loss,
+            lambda: mlp([x.shape[1], *[int(h) for h in self.hidden], u.shape[1]]), x.shape[0], batch_loss,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0, seed=seed,
         )
         with torch.no_grad(), numerics_context():

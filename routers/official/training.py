@@ -22,8 +22,8 @@ def train_in_query_batches(
     seed: int,
 ) -> tuple[nn.Module, list[float]]:
     """Seed torch, build the net, then Adam over ``epochs`` passes of one ``randperm`` of the
-    ``n`` training queries in batches of ``batch_size`` (the generator is consumed in exactly
-    this order). Returns the net in eval mode and the per-epoch mean training loss."""
+    ``n`` training items (queries; RM's (query, lambda) rows) in batches of ``batch_size`` (the
+    generator is consumed in exactly this order). Returns the net in eval mode and the per-epoch mean training loss."""
     bs = min(int(batch_size), n)
     losses: list[float] = []
     with torch.random.fork_rng(devices=[]), numerics_context():
