@@ -69,17 +69,18 @@ def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
 
 
 def combine_draws(per_draw: np.ndarray, rs: Resamples) -> np.ndarray:
-    """``[B]``: mean of ``per_draw [D, B]`` over the resampled draws of each replicate."""
+    """``[..., B]``: mean of ``per_draw [..., D, B]`` over the resampled draws of each replicate
+    (NaN values left out); leading axes (e.g. the policies of a lambda sweep) are kept."""
     per_draw = np.asarray(per_draw, dtype=float)
-    d = per_draw.shape[0]
+    d = per_draw.shape[-2]
     if d == 1:
-        return per_draw[0]
+        return per_draw[..., 0, :]
     if rs.draws.shape[1] != d:
         raise ValueError(f"{d} draws for resampling counts over {rs.draws.shape[1]} draws")
-    ok = np.isfinite(per_draw.T)  # [B, D]
-    w = rs.draws * ok
+    ok = np.isfinite(per_draw)  # [..., D, B]
+    w = rs.draws.T * ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.where(ok, per_draw.T, 0.0) * w).sum(axis=1) / w.sum(axis=1)
+        return (np.where(ok, per_draw, 0.0) * w).sum(axis=-2) / w.sum(axis=-2)
 
 
 def replicates(values: np.ndarray, rs: Resamples) -> np.ndarray:
