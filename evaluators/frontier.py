@@ -280,7 +280,8 @@ def _envelope(c: np.ndarray, q: np.ndarray, ok: np.ndarray, x: np.ndarray) -> np
     cj, qj = c[:, None, None, :], q[:, None, None, :]
     xx = x[:, :, None, None]
     span = np.where(cj > ci, cj - ci, 1.0)
-    val = np.where(cj <= xx, qj, qi + (qj - qi) * (xx - ci) / span)
+    with np.errstate(invalid="ignore"):  # a row without points has infinite knots (masked later)
+        val = np.where(cj <= xx, qj, qi + (qj - qi) * (xx - ci) / span)
     use = ok[:, None, :, None] & ok[:, None, None, :] & (ci <= xx)
     return np.where(use, val, -np.inf).max(axis=(2, 3))
 
