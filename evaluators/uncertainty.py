@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as st
+from threadpoolctl import threadpool_limits
 
 #: Default number of bootstrap resamples and confidence level.
 RESAMPLES = 2000
@@ -62,8 +63,11 @@ def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
     if v.shape[1] != rs.queries.shape[1]:
         raise ValueError(f"{v.shape[1]} per-query values for {rs.queries.shape[1]} resampled queries")
     ok = np.isfinite(v)
-    num = np.where(ok, v, 0.0) @ rs.queries.T
-    den = ok.astype(float) @ rs.queries.T
+    # One BLAS thread: the last bits of a threaded GEMM depend on the thread count, and the
+    # intervals must not depend on the launcher (tests/test_sweeps.py compares at tolerance 0).
+    with threadpool_limits(limits=1, user_api="blas"):
+        num = np.where(ok, v, 0.0) @ rs.queries.T
+        den = ok.astype(float) @ rs.queries.T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
