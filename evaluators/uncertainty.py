@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as st
+from threadpoolctl import threadpool_limits
 
 #: Default number of bootstrap resamples and confidence level.
 RESAMPLES = 2000
@@ -62,24 +63,28 @@ def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
     if v.shape[1] != rs.queries.shape[1]:
         raise ValueError(f"{v.shape[1]} per-query values for {rs.queries.shape[1]} resampled queries")
     ok = np.isfinite(v)
-    num = np.where(ok, v, 0.0) @ rs.queries.T
-    den = ok.astype(float) @ rs.queries.T
+    # One BLAS thread: the last bits of a threaded GEMM depend on the thread count, and the
+    # intervals must not depend on the launcher (tests/test_sweeps.py compares at tolerance 0).
+    with threadpool_limits(limits=1, user_api="blas"):
+        num = np.where(ok, v, 0.0) @ rs.queries.T
+        den = ok.astype(float) @ rs.queries.T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def combine_draws(per_draw: np.ndarray, rs: Resamples) -> np.ndarray:
-    """``[B]``: mean of ``per_draw [D, B]`` over the resampled draws of each replicate."""
+    """``[..., B]``: mean of ``per_draw [..., D, B]`` over the resampled draws of each replicate
+    (NaN values left out); leading axes (e.g. the policies of a lambda sweep) are kept."""
     per_draw = np.asarray(per_draw, dtype=float)
-    d = per_draw.shape[0]
+    d = per_draw.shape[-2]
     if d == 1:
-        return per_draw[0]
+        return per_draw[..., 0, :]
     if rs.draws.shape[1] != d:
         raise ValueError(f"{d} draws for resampling counts over {rs.draws.shape[1]} draws")
-    ok = np.isfinite(per_draw.T)  # [B, D]
-    w = rs.draws * ok
+    ok = np.isfinite(per_draw)  # [..., D, B]
+    w = rs.draws.T * ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.where(ok, per_draw.T, 0.0) * w).sum(axis=1) / w.sum(axis=1)
+        return (np.where(ok, per_draw, 0.0) * w).sum(axis=-2) / w.sum(axis=-2)
 
 
 def replicates(values: np.ndarray, rs: Resamples) -> np.ndarray:

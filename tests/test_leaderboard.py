@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from hydra import compose, initialize_config_dir
 
 from benchmark.app.cli import run_from_config
 from evaluators import leaderboard as L
-from evaluators.frontier import aiq
+from evaluators.frontier import FRONTIER_BOOTSTRAP, aiq
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -444,3 +445,75 @@ def test_seed_aggregation_on_handmade_results(tmp_path):
     (t,) = L.build_leaderboards([tmp_path / "one"], tmp_path / "o1", plots=False).tables["table1"]
     row = t.frame.set_index("method").loc["knn + DARS"]
     assert (row["toy rU low"], row["toy rU high"], row["toy rU runs"]) == pytest.approx((0.5, 0.7, 1))
+
+
+def _handmade_frontier(root: Path, data_seed: int, mode: str, v: float, noise: np.ndarray) -> None:
+    """A results.json with a flat frontier at quality ``v`` over costs 0 and 1 (AIQ = v on
+    [0, 1]), two fixed models (0, 0.3) and (1, 0.4) (hull AIQ 0.35), and its bootstrap file:
+    replicate ``b`` moves every quality by ``noise[b]``."""
+    _handmade(root, 0, data_seed, v, mode)
+    folder = root / f"{mode}_0_{data_seed}"
+    res = json.loads((folder / "results.json").read_text())
+    res["dataset"]["n_test_queries"] = 20
+    res["bootstrap"] = {"resamples": noise.size, "seed": 0}
+    res["frontier"] = {"lams": [0.0, 1.0], "rC": [0.0, 1.0], "dC": [0.0, 1.0], "rQ": [v, v], "dQ": [v, v]}
+    res["baselines"]["fixed_models"] = {
+        "m0": {"rC": 0.0, "dC": 0.0, "rQ": 0.3, "dQ": 0.3}, "m1": {"rC": 1.0, "dC": 1.0, "rQ": 0.4, "dQ": 0.4},
+    }
+    (folder / "results.json").write_text(json.dumps(res))
+    cost = np.repeat([[0.0], [1.0]], noise.size, axis=1)
+    qual = v + np.broadcast_to(noise, (2, noise.size))
+    fixed_q = np.stack([0.3 + noise, 0.4 + noise])
+    np.savez(folder / FRONTIER_BOOTSTRAP, lams=np.array([0.0, 1.0]), models=np.array(["m0", "m1"]),
+             rC=cost, dC=cost, rQ=qual, dQ=qual, fixed_rC=cost, fixed_dC=cost, fixed_rQ=fixed_q, fixed_dQ=fixed_q)
+
+
+def test_aiq_intervals_and_paired_difference_on_handmade_frontiers(tmp_path):
+    noise = np.linspace(-0.02, 0.02, 41)
+    # One data seed: DARS is single-shot + 0.05 in every replicate -> a zero-width interval.
+    _handmade_frontier(tmp_path / "one", 0, "dars", 0.65, noise)
+    _handmade_frontier(tmp_path / "one", 0, "single_shot", 0.60, noise)
+    rep = L.build_leaderboards([tmp_path / "one"], tmp_path / "o1", plots=False)
+    (f,) = rep.tables["frontier"]
+    f = f.frame.set_index("method")
+    assert f.loc["knn + DARS", "aiq"] == pytest.approx(0.65)
+    assert (f.loc["knn + DARS", "aiq_low"], f.loc["knn + DARS", "aiq_high"]) == pytest.approx(
+        (0.65 + np.quantile(noise, 0.025), 0.65 + np.quantile(noise, 0.975)))
+    assert f.loc["fixed models (hull)", "aiq"] == pytest.approx(0.35)
+    (d,) = rep.tables["frontier_diff"]
+    row = d.frame.iloc[0]
+    assert (row["router"], row["a"], row["b"], row["pairs"]) == ("knn", "dars", "single_shot", 1)
+    assert (row["diff"], row["low"], row["high"]) == pytest.approx((0.05, 0.05, 0.05))
+    assert row["p"] == pytest.approx(2 / 42) and bool(row["significant"])
+    # Identical arms: p = 1, interval [0, 0].
+    _handmade_frontier(tmp_path / "same", 0, "dars", 0.6, noise)
+    _handmade_frontier(tmp_path / "same", 0, "single_shot", 0.6, noise)
+    (d,) = L.build_leaderboards([tmp_path / "same"], tmp_path / "o2", plots=False).tables["frontier_diff"]
+    assert (d.frame["diff"].iloc[0], d.frame["low"].iloc[0], d.frame["high"].iloc[0], d.frame["p"].iloc[0]) == (
+        pytest.approx(0.0), 0.0, 0.0, 1.0)
+    # Three data seeds: mean and Student-t interval across seeds; t-test of the differences.
+    for s, (va, vb) in enumerate(((0.60, 0.55), (0.70, 0.60), (0.80, 0.65))):
+        _handmade_frontier(tmp_path / "three", s, "dars", va, noise)
+        _handmade_frontier(tmp_path / "three", s, "single_shot", vb, noise)
+    rep = L.build_leaderboards([tmp_path / "three"], tmp_path / "o3", plots=False)
+    (f,) = rep.tables["frontier"]
+    r = f.frame.set_index("method").loc["knn + DARS"]
+    half = 4.30265273 * 0.1 / np.sqrt(3)
+    assert (r["aiq"], r["aiq_low"], r["aiq_high"], r["runs"]) == pytest.approx((0.7, 0.7 - half, 0.7 + half, 3))
+    assert "(n=3)" in f.markdown
+    (d,) = rep.tables["frontier_diff"]
+    row = d.frame.iloc[0]
+    # differences 0.05, 0.10, 0.15: t = 0.1 / (0.05 / sqrt(3)) = 3.4641 with 2 df
+    assert (row["diff"], row["pairs"]) == (pytest.approx(0.1), 3)
+    assert row["p"] == pytest.approx(2 * stats.t.sf(0.1 / (0.05 / np.sqrt(3)), 2))
+    assert (row["low"], row["high"]) == pytest.approx((0.1 - 4.30265273 * 0.05 / np.sqrt(3),
+                                                       0.1 + 4.30265273 * 0.05 / np.sqrt(3)))
+
+
+def test_frontier_without_bootstrap_files_says_so(tmp_path):
+    _handmade_frontier(tmp_path / "r", 0, "dars", 0.65, np.zeros(5))
+    (tmp_path / "r" / "dars_0_0" / FRONTIER_BOOTSTRAP).unlink()
+    rep = L.build_leaderboards([tmp_path / "r"], tmp_path / "o", plots=False)
+    (f,) = rep.tables["frontier"]
+    assert np.isnan(f.frame.set_index("method").loc["knn + DARS", "aiq_low"])
+    assert any("no AIQ intervals" in n for n in rep.notes)

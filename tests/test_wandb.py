@@ -10,6 +10,7 @@ import time
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -181,7 +182,111 @@ def test_sweep_groups_jobs_and_uploads_leaderboard_artifact(tmp_path, offline):
 
 def test_csv_logger_one_row_per_job(cache_dir, tmp_path):
     cfg = _compose(["router=knn", "supervision=dars", "features=tfidf", TINY, "logger=csv"])
-    run_from_config(cfg, tmp_path / "a", "knn")
+    a = run_from_config(cfg, tmp_path / "a", "knn")
     run_from_config(cfg, tmp_path / "b", "knn")
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[0].startswith("run_dir,dataset,router,supervision")
+    # A single-shot job brings columns the file lacks (std over draws): the header widens,
+    # every row keeps its values under the right column.
+    ss = _compose(["router=knn", "supervision=single_shot", "supervision.n_draws=3", "features=tfidf", TINY,
+                   "logger=csv"])
+    c = run_from_config(ss, tmp_path / "c", "knn")
+    frame = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(frame) == 3 and list(frame["supervision"]) == ["dars", "dars", "single_shot"]
+    assert frame["rU_std"].isna().tolist() == [True, True, False]
+    assert frame["rU_std"].iloc[2] == pytest.approx(c["metrics"]["rU"]["std"])
+    # The intervals and the AIQ with its interval are columns too.
+    assert (frame["rU_low"].iloc[0], frame["rU_high"].iloc[0]) == pytest.approx(tuple(a["metrics"]["rU"]["ci"]))
+    aiq = a["frontier"]["aiq"]["mean"]
+    assert (frame["aiq/mean"].iloc[0], frame["aiq/mean_low"].iloc[0], frame["aiq/mean_high"].iloc[0]) == (
+        pytest.approx(aiq["aiq"]), pytest.approx(aiq["ci"][0]), pytest.approx(aiq["ci"][1]))
+
+
+def _wandb_records(store: Path) -> dict[str, object]:
+    """Every key logged to an offline run's ``run-*.wandb`` file (history and summary
+    records), read back with wandb's own protobuf schema. The file is a sequence of 32 KiB
+    blocks after a 7-byte header; each record chunk has a 7-byte header (crc, length, type:
+    1 full, 2 first, 3 middle, 4 last)."""
+    import json as _json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = store.read_bytes()
+    pos, chunks, buf = 7, [], b""
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        if left < 7:
+            pos += left
+            continue
+        _, n, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 and n == 0:
+            break
+        buf += data[pos + 7:pos + 7 + n]
+        pos += 7 + n
+        if kind in (1, 4):
+            chunks.append(buf)
+            buf = b""
+    out: dict[str, object] = {}
+    for chunk in chunks:
+        rec = pb.Record()
+        rec.ParseFromString(chunk)
+        kind = rec.WhichOneof("record_type")
+        items = rec.history.item if kind == "history" else rec.summary.update if kind == "summary" else []
+        for item in items:
+            out[item.key or "/".join(item.nested_key)] = _json.loads(item.value_json)
+    return out
+
+
+def _logged(run_dir: Path, keys: list[str], timeout: float = 60.0) -> dict[str, object]:
+    (run,) = run_dir.glob("wandb/offline-run-*")
+    (store,) = run.glob("run-*.wandb")
+    deadline = time.monotonic() + timeout
+    while True:  # the wandb service may still be flushing right after finish()
+        got = _wandb_records(store)
+        if all(k in got for k in keys) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_wandb_offline_logs_intervals_and_aiq(cache_dir, tmp_path, offline):
+    cfg = _compose(["router=knn", "supervision=single_shot", "supervision.n_draws=3", "features=tfidf", TINY,
+                    "logger=wandb", "bootstrap.resamples=200"])
+    out = tmp_path / "run"
+    res = run_from_config(cfg, out, "knn")
+    keys = ["rU", "rU_std", "rU_low", "rU_high", "tU_low", "aiq/mean", "aiq/mean_low", "aiq/r_high",
+            "aiq/d/fixed", "baseline/oracle/rU_low", "baseline/best_fixed/dU_high"]
+    got = _logged(out, keys)
+    for k in keys:
+        assert k in got, (k, sorted(got)[:40])
+    m = res["metrics"]["rU"]
+    assert (got["rU"], got["rU_low"], got["rU_high"]) == pytest.approx((m["mean"], *m["ci"]))
+    a = res["frontier"]["aiq"]["mean"]
+    assert (got["aiq/mean"], got["aiq/mean_low"], got["aiq/mean_high"]) == pytest.approx((a["aiq"], *a["ci"]))
+    assert got["baseline/oracle/rU_low"] == pytest.approx(res["baselines"]["oracle"]["ci"]["rU"][0])
+
+
+def test_wandb_offline_leaderboard_run_logs_the_paired_tests(tmp_path, offline):
+    frame = pd.DataFrame([
+        {"setting": "s", "router": "knn", "dataset": "gpqa_like", "metric": "rU", "a": "dars", "b": "single_shot",
+         "diff": 0.03, "low": 0.01, "high": 0.05, "p": 0.004, "p_adjusted": 0.012, "significant": True, "pairs": 5},
+    ])
+    budget = pd.DataFrame([
+        {"setting": "s", "dataset": "gpqa_like", "router": "knn", "metric": "tU", "arm": "dars 5x5", "budget": 225,
+         "reference": "single_shot", "diff": -0.01, "low": -0.02, "high": 0.0, "p": 0.2, "p_adjusted": 0.4,
+         "significant": False, "pairs": 1},
+    ])
+    flat = loggers.paired_metrics({"table1_diff": frame, "budget_diff": budget, "table1": frame})
+    assert flat["table1_diff/knn/gpqa_like/rU/dars-single_shot/p_adjusted"] == 0.012
+    assert flat["table1_diff/knn/gpqa_like/rU/dars-single_shot/significant"] == 1.0
+    assert flat["budget_diff/knn/gpqa_like/tU/dars 5x5/single_shot/225/diff"] == -0.01
+    assert not any(k.startswith("table1/") for k in flat)  # only the paired tables
+    sweep = tmp_path / "sweep"
+    (sweep / "leaderboard").mkdir(parents=True)
+    (sweep / "leaderboard" / "table1_diff.md").write_text("x")
+    lg = loggers.WandbLogger(project="p", mode="offline")
+    where = lg.log_leaderboard(sweep, [sweep / "leaderboard" / "table1_diff.md"], {"table1_diff": frame})
+    assert where is not None
+    got = _logged(sweep, ["table1_diff/knn/gpqa_like/rU/dars-single_shot/p"])
+    for k, v in loggers.paired_metrics({"table1_diff": frame}).items():
+        assert got[k] == pytest.approx(v), k

@@ -10,7 +10,9 @@ Constructors do no I/O (``tests/test_configs.py`` instantiates every logger).
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -18,14 +20,69 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 
+from benchmark.data.io import atomic_write_text
+
 
 def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """``{metric: mean}`` plus ``{metric_std: std}`` for metrics measured over draws."""
+    """``{metric: mean}``, ``{metric_std: std}`` for metrics measured over draws, the 95%
+    bootstrap interval ``{metric_low, metric_high}`` where the run has one, and the AIQ of the
+    frontier with its interval on each view (``aiq/<view>``, ``aiq/<view>_low`` / ``_high``,
+    and the fixed models' hull as ``aiq/<view>/fixed``)."""
     out: dict[str, float] = {}
     for k, v in results["metrics"].items():
         out[k] = v["mean"]
         if v["n"] > 1:
             out[k + "_std"] = v["std"]
+        if v.get("ci"):
+            out[k + "_low"], out[k + "_high"] = v["ci"]
+    for view, a in ((results.get("frontier") or {}).get("aiq") or {}).items():
+        out[f"aiq/{view}"], (out[f"aiq/{view}_low"], out[f"aiq/{view}_high"]) = a["aiq"], a["ci"]
+        out[f"aiq/{view}/fixed"] = a["fixed_aiq"]
+        out[f"aiq/{view}/fixed_low"], out[f"aiq/{view}/fixed_high"] = a["fixed_ci"]
+    return out
+
+
+def baseline_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """``baseline/<name>/<metric>`` (with ``_low`` / ``_high`` from its interval) and
+    ``fixed/<model>/<metric>`` of a run's baselines."""
+    out: dict[str, float] = {}
+    for name, b in (results.get("baselines") or {}).items():
+        if name == "fixed_models":
+            for model, vals in b.items():
+                out.update({f"fixed/{model}/{k}": v for k, v in vals.items()})
+            continue
+        out.update({f"baseline/{name}/{k}": v for k, v in b.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        for k, (lo, hi) in (b.get("ci") or {}).items():
+            out[f"baseline/{name}/{k}_low"], out[f"baseline/{name}/{k}_high"] = lo, hi
+    return out
+
+
+#: Columns that identify a cell of a paired-comparison table (``*_diff`` leaderboard kinds).
+PAIRED_KEYS = ("router", "dataset", "metric", "a", "b", "arm", "reference", "budget")
+#: Numbers logged per paired comparison.
+PAIRED_VALUES = ("diff", "low", "high", "p", "p_adjusted", "significant", "pairs")
+
+
+def paired_metrics(tables: dict[str, Any]) -> dict[str, float]:
+    """Every cell of the leaderboard's paired-comparison tables (kinds ending in ``_diff``) as
+    scalars ``<kind>/<router>/<dataset>/<metric>/<a>-<b>/<value>`` (budget tables: the arm,
+    reference and budget instead of a and b), with :data:`PAIRED_VALUES`. When a table holds
+    several settings, the setting's index among them is added after the kind."""
+    out: dict[str, float] = {}
+    for kind, frame in tables.items():
+        if not kind.endswith("_diff") or frame is None or not len(frame):
+            continue
+        settings = list(dict.fromkeys(frame["setting"])) if "setting" in frame else [None]
+        for row in frame.to_dict("records"):
+            parts = [kind] + ([f"setting{settings.index(row['setting'])}"] if len(settings) > 1 else [])
+            ident = {k: row[k] for k in PAIRED_KEYS if k in row}
+            if "a" in ident and "b" in ident:
+                ident["a"] = f"{ident.pop('a')}-{ident.pop('b')}"
+            parts += [str(v) for v in ident.values()]
+            for v in PAIRED_VALUES:
+                if v in row:
+                    out["/".join(parts + [v])] = float(row[v])
     return out
 
 
@@ -40,10 +97,14 @@ class NullLogger:
 
 
 class CsvLogger:
-    """Appends one row per job (identity columns + metric means) to ``<run_dir>/../<filename>``.
+    """Appends one row per job (identity columns, metric means, std over draws, 95% intervals
+    and AIQ, :func:`flat_metrics`) to ``<run_dir>/../<filename>``.
 
-    In a sweep every job appends to one file in the sweep folder; the header is written once.
-    Each row is appended and flushed in one write, so a killed sweep keeps its finished rows.
+    In a sweep every job appends to one file in the sweep folder. Jobs differ in their columns
+    (single-shot has ``_std``; a run without a frontier has no AIQ): a row with a column the
+    file lacks rewrites the file once with the widened header, earlier rows left empty there.
+    Writers take an exclusive lock on ``<filename>.lock`` (parallel jobs); each row is flushed
+    and synced, so a killed sweep keeps its finished rows.
     """
 
     def __init__(self, filename: str = "metrics.csv") -> None:
@@ -61,14 +122,29 @@ class CsvLogger:
             **flat_metrics(results),
         }
         path = Path(run_dir).parent / self.filename
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row), extrasaction="ignore")
-            if new:
+        with open(path.parent / (path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            header: list[str] = []
+            if path.exists() and path.stat().st_size:
+                with open(path, newline="", encoding="utf-8") as fh:
+                    header = next(csv.reader(fh))
+            wider = header + [k for k in row if k not in header]
+            if header and wider != header:
+                with open(path, newline="", encoding="utf-8") as fh:
+                    old = list(csv.DictReader(fh))
+                buf = io.StringIO()
+                writer = csv.DictWriter(buf, fieldnames=wider)
                 writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            os.fsync(fh.fileno())
+                writer.writerows(old + [row])
+                atomic_write_text(path, buf.getvalue())
+                return
+            with open(path, "a", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=wider)
+                if not header:
+                    writer.writeheader()
+                writer.writerow(row)
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def finish(self) -> None:
         return None
@@ -109,8 +185,9 @@ def _safe_name(text: str) -> str:
 class WandbLogger:
     """Weights & Biases: one wandb run per job, offline by default.
 
-    Each job's run gets the job's resolved config, every metric (means, and ``_std`` over
-    single-shot draws) in its summary and history, the baselines (``baseline/<name>/<metric>``),
+    Each job's run gets the job's resolved config, every metric (means, ``_std`` over
+    single-shot draws, ``_low`` / ``_high`` 95% intervals, AIQ per view with its interval) in
+    its summary and history, the baselines (``baseline/<name>/<metric>``, with intervals),
     the per-draw values and the frontier points as tables, and ``results.json`` as a file.
     Runs are grouped by sweep (``group`` = the sweep folder's name in a multirun, unless
     ``group`` is given) and tagged ``dataset:<name>``, ``router:<name>``, ``mode:<mode>``.
@@ -172,13 +249,7 @@ class WandbLogger:
             config=config,
             reinit="finish_previous",
         )
-        flat = flat_metrics(results)
-        for name, b in (results.get("baselines") or {}).items():
-            if name == "fixed_models":
-                for model, vals in b.items():
-                    flat.update({f"fixed/{model}/{k}": v for k, v in vals.items()})
-                continue
-            flat.update({f"baseline/{name}/{k}": v for k, v in b.items() if isinstance(v, (int, float))})
+        flat = {**flat_metrics(results), **baseline_metrics(results)}
         flat.update({f"time/{k}": v for k, v in (results.get("timings_s") or {}).items()})
         run.log(flat)
         run.summary.update(flat)
@@ -203,8 +274,9 @@ class WandbLogger:
         self, sweep_dir: Path, files: list[Path], tables: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
     ) -> Path | None:
-        """One ``leaderboard`` run in the sweep's group: the tables as wandb Tables and every
-        file (markdown, CSV, PNG) in a ``leaderboard`` artifact. Returns the run's local folder."""
+        """One ``leaderboard`` run in the sweep's group: every paired comparison as scalars
+        (:func:`paired_metrics`), the tables as wandb Tables and every file (markdown, CSV, PNG)
+        in a ``leaderboard`` artifact. Returns the run's local folder."""
         wandb = import_wandb()
         sweep_dir = Path(sweep_dir)
         group = self.group or sweep_dir.name
@@ -215,6 +287,10 @@ class WandbLogger:
             reinit="finish_previous",
         )
         try:
+            paired = paired_metrics(tables or {})
+            if paired:  # every paired comparison's difference, interval and (adjusted) p-value
+                run.log(paired)
+                run.summary.update(paired)
             for name, frame in (tables or {}).items():
                 if frame is not None and len(frame):
                     run.log({f"leaderboard/{name}": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})

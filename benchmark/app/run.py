@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.dataset import DarsDataset, apply_protocol, normalise_costs
-from benchmark.data.io import atomic_write_frame, atomic_write_json
+from benchmark.data.io import atomic_write_frame, atomic_write_json, atomic_write_npz
 from benchmark.features import compute_features
 from evaluators import metrics as M
 from evaluators import uncertainty as U
@@ -29,7 +29,7 @@ from evaluators.baselines import (
     baseline_per_query, baseline_results, cell_intervals, evaluate_policy, policy_per_query,
 )
 from evaluators.budget import generations_used, training_queries
-from evaluators.frontier import frontier_points
+from evaluators.frontier import FRONTIER_BOOTSTRAP, frontier_aiq, frontier_points, frontier_replicates
 from routers.bundle import QueryEncoder, save_bundle
 from routers.summary import training_summary
 from supervision.modes import make_targets
@@ -197,10 +197,13 @@ def run_cell(
     )
     for name, ci in baseline_ci.items():
         baselines[name]["ci"] = ci
-    frontier = None
+    frontier = frontier_reps = None
     if spec.frontier_lams:
         lam_choices = spec.router.route_grid(X_test, spec.frontier_lams, beta_eff, decision)  # [L, (D,) Q]
         frontier = frontier_points(lam_choices, stats, spec.frontier_lams)
+        # AIQ re-scored in every bootstrap replicate (same resamples as the metrics' intervals)
+        frontier_reps = frontier_replicates(lam_choices, stats, rs)
+        frontier["aiq"] = frontier_aiq(frontier, baselines["fixed_models"], frontier_reps)
     timings["evaluate"] = time.perf_counter() - t
 
     models = list(data.models)
@@ -260,6 +263,9 @@ def run_cell(
     decisions = decisions_frame(data, decision, per_query)
     fmt = spec.decisions_format
     atomic_write_frame(out_dir / f"decisions.{'parquet' if fmt == 'parquet' else 'csv'}", decisions)
+    if frontier_reps is not None:  # the leaderboard re-scores AIQ on a shared range from these
+        atomic_write_npz(out_dir / FRONTIER_BOOTSTRAP, lams=np.asarray(spec.frontier_lams, dtype=float),
+                         models=np.asarray(models, dtype=str), **frontier_reps)
     if spec.save_router:
         encoder = QueryEncoder.fit(spec.featurizer, train_texts)
         meta = {"router_name": spec.router_name, "mode": spec.mode, "seed": spec.seed,

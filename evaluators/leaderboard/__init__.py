@@ -95,7 +95,8 @@ def build_leaderboards(
     Paired comparisons (``table1_diff``: dars - single_shot per router; ``table2_diff``: every
     ablated mode against dars, and the ``compare`` pairs ``(a, b)``) read the per-query values
     of the runs' decisions files; ``correction`` (``holm`` or ``bh``) is applied per table and
-    ``resamples`` overrides the bootstrap resamples recorded in the runs. ``plots``: True (every
+    ``resamples`` overrides the bootstrap resamples recorded in the runs. The same pairs get
+    paired AIQ differences (``frontier_diff``) from the runs' frontier bootstrap files. ``plots``: True (every
     figure), False (none) or the kinds to draw among ``frontier``, ``hist``, ``budget`` and
     ``learning_curve``.
     ``header`` lines go first in every text file (markdown comments / ``#`` lines in CSV; read
@@ -152,7 +153,9 @@ def build_leaderboards(
              "budget", "budget_diff", "learning_curve")
     report.tables = tables = {k: tables[k] for k in order}
     fronts = frontier_data(df, results, frontier_view)
-    tables["frontier"] = frontier_tables(fronts, tuple(budgets), report)
+    tables["frontier"], tables["frontier_diff"] = frontier_tables(
+        fronts, tuple(budgets), report, results, pairs=pairs + pairs2 + list(compare), correction=correction
+    )
     hists = draw_histograms(df, results, hist_metric)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,11 +172,12 @@ def build_leaderboards(
         def suffix(key: tuple) -> str:
             return "_" + slug(GROUP_FIELDS, key) if n_groups > 1 else ""
 
-        for fr in fronts if "frontier" in kinds else []:
+        for fr in [f for f in fronts if f["first"]] if "frontier" in kinds else []:
             path = out_dir / safe_name(f"frontier_{fr['column']}{suffix(fr['group'])}.png")
             plot_frontier(
                 dict(fr["curves"]), fr["fixed"], path,
-                title=f"{fr['column']}: cost vs quality over the lambda grid (view={fr['view']})",
+                title=f"{fr['column']}: cost vs quality over the lambda grid (view={fr['view']})"
+                + (f", data seed {fr['data_seed']}" if len({f['data_seed'] for f in fronts}) > 1 else ""),
             )
             figures.append((f"frontier {fr['column']}" + (f" ({fr['setting']})" if n_groups > 1 else ""), path))
         for h in hists if "hist" in kinds else []:

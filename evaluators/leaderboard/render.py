@@ -27,6 +27,7 @@ TITLES = {
     "protocol": "Protocol study",
     "risk": "Risk weight study",
     "frontier": "Cost-quality frontier",
+    "frontier_diff": "Cost-quality frontier: paired AIQ differences",
     "budget": "Equal training-generation budget",
     "budget_diff": "Equal budget: paired differences against single-shot",
     "learning_curve": "Learning curves",
@@ -39,7 +40,8 @@ LEGEND = (
     "them. Paired differences: +d [low, high] p=..., * significant at 5% after the table's "
     "correction (stated in its heading). — : no run. Table 2 avg columns: mean over datasets (avg: over every "
     "cell of the row). Frontier: points re-routed under the lambda grid without retraining, "
-    "AIQ = area under the non-decreasing upper hull over [0, largest cost] / width; Q@cost<=b: "
+    "AIQ = area under the non-decreasing upper hull over [0, largest cost] / width, its interval from "
+    "re-scoring every bootstrap replicate of the points; Q@cost<=b: "
     "hull quality at mean normalised cost b (— : no point that cheap)."
 )
 

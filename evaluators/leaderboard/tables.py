@@ -5,13 +5,16 @@ the baseline block, protocol / risk sweeps, the frontier table (AIQ from
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from evaluators import uncertainty as U
-from evaluators.frontier import compare_curves
+from evaluators.frontier import (
+    FRONTIER_BOOTSTRAP, compare_aiq_replicates, compare_curves, fixed_replicates, view_points,
+)
 from evaluators.leaderboard.records import (
     GROUP_FIELDS,
     MODE_ORDER,
@@ -368,89 +371,221 @@ def sweep_tables(
 
 
 # ---------------------------------------------------------------------------- frontier
-def _view_points(src: dict[str, Any], view: str) -> tuple[np.ndarray, np.ndarray]:
-    """(cost, quality) of a frontier dict or a fixed model's metrics on ``view``."""
-    if view == "mean":
-        c = 0.5 * (np.asarray(src["rC"], float) + np.asarray(src["dC"], float))
-        q = 0.5 * (np.asarray(src["rQ"], float) + np.asarray(src["dQ"], float))
-        return c, q
-    if view not in ("r", "d"):
-        raise ValueError(f"frontier view must be 'mean', 'r' or 'd', got {view!r}")
-    return np.asarray(src[view + "C"], float), np.asarray(src[view + "Q"], float)
-
-
 def frontier_data(
     df: pd.DataFrame, results: list[dict[str, Any]], view: str = "mean"
 ) -> list[dict[str, Any]]:
-    """Per group and dataset: the lambda-sweep points of every (router, mode) run that has a
-    frontier, and every fixed model's point (``baselines.fixed_models``)."""
+    """Per group, dataset and *instance*: the lambda-sweep points of every (router, mode) run
+    that has a frontier, and every fixed model's point (``baselines.fixed_models``).
+
+    An instance is the runs on one data content with one router seed (e.g. one simulator seed
+    of a sweep over ``dataset.seed``); its curves share one cost range and one set of bootstrap
+    resamples. ``runs`` maps each curve's label to its run, ``pair`` to its (router, mode);
+    ``first`` marks the first instance of a dataset (the one plotted).
+    """
     out = []
     for key, sub in groups(df, GROUP_FIELDS):
         for col in columns(sub):
             csub = sub[sub["column"] == col]
-            curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            lams: dict[str, list[float]] = {}
-            for router in ordered(csub["router"], ROUTER_ORDER):
-                for mode in ordered(csub[csub["router"] == router]["mode"], MODE_ORDER):
-                    rs = csub[(csub["router"] == router) & (csub["mode"] == mode)]
-                    for j, i in enumerate(rs["idx"]):
-                        fr = results[int(i)].get("frontier")
-                        if not fr:
-                            continue
-                        label = row_label(router, mode) + ("" if j == 0 else f" #{j + 1}")
-                        curves[label] = _view_points(fr, view)
-                        lams[label] = list(fr["lams"])
-            fixed: dict[str, tuple[float, float]] = {}
-            for i in csub["idx"]:
-                fm = results[int(i)]["baselines"].get("fixed_models")
-                if fm:
-                    fixed = {m: tuple(float(x) for x in _view_points(v, view)) for m, v in fm.items()}
-                    break
-            if curves or fixed:
-                out.append({
-                    "group": key, "setting": describe(GROUP_FIELDS, key), "column": col,
-                    "curves": curves, "lams": lams, "fixed": fixed, "view": view,
-                })
+            inst = csub.assign(_data=csub["data_seed"].astype(str), _seed=csub["seed"].astype(str),
+                               _hash=csub["content_hash"].astype(str))
+            for n_inst, ((_, _, _), isub) in enumerate(inst.groupby(["_data", "_hash", "_seed"], sort=True)):
+                curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                lams: dict[str, list[float]] = {}
+                runs: dict[str, int] = {}
+                pair: dict[str, tuple[str, str]] = {}
+                for router in ordered(isub["router"], ROUTER_ORDER):
+                    for mode in ordered(isub[isub["router"] == router]["mode"], MODE_ORDER):
+                        rs = isub[(isub["router"] == router) & (isub["mode"] == mode)]
+                        for j, i in enumerate(rs["idx"]):
+                            fr = results[int(i)].get("frontier")
+                            if not fr:
+                                continue
+                            label = row_label(router, mode) + ("" if j == 0 else f" #{j + 1}")
+                            curves[label] = view_points(fr, view)
+                            lams[label] = list(fr["lams"])
+                            runs[label] = int(i)
+                            pair[label] = (router, mode)
+                fixed: dict[str, tuple[float, float]] = {}
+                for i in isub["idx"]:
+                    fm = results[int(i)]["baselines"].get("fixed_models")
+                    if fm:
+                        fixed = {m: tuple(float(x) for x in view_points(v, view)) for m, v in fm.items()}
+                        break
+                if curves or fixed:
+                    out.append({
+                        "group": key, "setting": describe(GROUP_FIELDS, key), "column": col,
+                        "curves": curves, "lams": lams, "fixed": fixed, "view": view, "runs": runs,
+                        "pair": pair, "first": n_inst == 0, "data_seed": isub["data_seed"].iloc[0],
+                        "seed": isub["seed"].iloc[0],
+                    })
     return out
 
 
+def _frontier_replicates(
+    fr: dict[str, Any], results: list[dict[str, Any]], report: Report
+) -> dict[str, np.ndarray]:
+    """Every curve's AIQ in every bootstrap replicate of one instance (:data:`FIXED_LABEL`
+    too), from the runs' ``frontier_bootstrap.npz``; ``{}`` (with a note) when a run has no
+    such file or the runs were resampled differently (so their replicates do not pair)."""
+    if not fr["runs"]:
+        return {}
+    where = f"Frontier {fr['column']} (data seed {fr['data_seed']}, seed {fr['seed']})"
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    settings = set()
+    for label, i in fr["runs"].items():
+        res = results[i]
+        path = Path(res["_path"]).parent / FRONTIER_BOOTSTRAP
+        if not path.is_file():
+            report.notes.append(f"{where}: no AIQ intervals ({path} missing: run made before they were added)")
+            return {}
+        boot = res.get("bootstrap") or {}
+        settings.add((boot.get("resamples"), boot.get("seed"), res["dataset"]["n_test_queries"]))
+        with np.load(path, allow_pickle=False) as z:
+            arrays[label] = {k: z[k] for k in z.files}
+    if len(settings) > 1:
+        report.notes.append(f"{where}: runs bootstrapped with different (resamples, seed, test queries) "
+                            f"{sorted(map(str, settings))}; no AIQ intervals")
+        return {}
+    view = fr["view"]
+    curves = {label: view_points(a, view) for label, a in arrays.items()}
+    if fr["fixed"]:
+        curves[FIXED_LABEL] = view_points(fixed_replicates(next(iter(arrays.values()))), view)
+    return compare_aiq_replicates(curves)
+
+
+#: Row label of the fixed models' hull in the frontier table.
+FIXED_LABEL = "fixed models (hull)"
+
+
 def frontier_tables(
-    fronts: list[dict[str, Any]], budgets: tuple[float, ...], report: Report
-) -> list[Table]:
-    """AIQ and quality under cost budgets per (router, mode), next to the fixed models' hull,
-    on one cost range per dataset and group (:func:`evaluators.frontier.compare_curves`)."""
-    out = []
+    fronts: list[dict[str, Any]],
+    budgets: tuple[float, ...],
+    report: Report,
+    results: list[dict[str, Any]] | None = None,
+    *,
+    pairs: list[tuple[str, str]] = (),
+    correction: str = "holm",
+    alpha: float = 0.05,
+) -> tuple[list[Table], list[Table]]:
+    """AIQ (with its 95% interval) and quality under cost budgets per (router, mode), next to the
+    fixed models' hull, on one cost range per instance (:func:`frontier_data`,
+    :func:`evaluators.frontier.compare_curves`); and the paired AIQ differences of ``pairs``
+    of modes (``a - b`` per router).
+
+    One instance per dataset: the AIQ's percentile interval from re-scoring every bootstrap
+    replicate (the range re-derived per replicate) and, for a pair, the paired bootstrap of
+    the difference (same query resamples; p-value :func:`evaluators.uncertainty.p_value`).
+    Several instances (seeds): mean over them with a Student-t interval and, for a pair, a
+    one-sample t-test across the per-instance differences; ``(n=k)`` says how many. The
+    correction (``holm`` or ``bh``) runs over every cell of a difference table.
+    """
+    if correction not in U.CORRECTIONS:
+        raise ValueError(f"correction must be one of {sorted(U.CORRECTIONS)}, got {correction!r}")
+    by_col: dict[tuple, list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]] = {}
     for fr in fronts:
         pts = dict(fr["curves"])
         if fr["fixed"]:
             fc = np.array([c for c, _ in fr["fixed"].values()])
             fq = np.array([q for _, q in fr["fixed"].values()])
-            pts["fixed models (hull)"] = (fc, fq)
+            pts[FIXED_LABEL] = (fc, fq)
         hi, summary = compare_curves(pts, budgets)
-        rows, md_rows = [], []
+        reps = _frontier_replicates(fr, results, report) if results is not None else {}
+        scores = {}
         for label, s in summary.items():
             if s is None:
                 report.notes.append(f"Frontier {fr['column']}: {label} has no finite point")
                 continue
-            row = {"setting": fr["setting"], "dataset": fr["column"], "method": label,
-                   "view": fr["view"], "aiq": s["aiq"], "n_points": s["n_points"],
-                   "hull_vertices": s["hull_vertices"], "min_cost": s["min_cost"],
-                   "max_quality": s["max_quality"]}
-            for b, v in zip(budgets, s["quality_at_budget"]):
+            scores[label] = {**s, "hi": hi, "reps": reps.get(label)}
+        by_col.setdefault((fr["group"], fr["column"]), []).append((fr, scores))
+
+    tables, diff_rows = [], {}
+    for (key, col), insts in by_col.items():
+        fr0 = insts[0][0]
+        labels = list(dict.fromkeys(lab for _, sc in insts for lab in sc))
+        rows, md_rows = [], []
+        agg: dict[str, list[dict[str, Any]]] = {lab: [sc[lab] for _, sc in insts if lab in sc] for lab in labels}
+        for label in labels:
+            got = agg[label]
+            vals = np.array([g["aiq"] for g in got])
+            if len(got) == 1:
+                lo, hi_ci = U.percentile_interval(got[0]["reps"]) if got[0]["reps"] is not None else (np.nan, np.nan)
+                mean = float(vals[0])
+            else:
+                si = U.seed_interval(vals)
+                mean, lo, hi_ci = si["mean"], si["low"], si["high"]
+            qb = np.mean([g["quality_at_budget"] for g in got], axis=0)
+            row = {"setting": fr0["setting"], "dataset": col, "method": label, "view": fr0["view"],
+                   "aiq": mean, "aiq_low": lo, "aiq_high": hi_ci, "runs": len(got),
+                   "n_points": got[0]["n_points"], "hull_vertices": float(np.mean([g["hull_vertices"] for g in got])),
+                   "min_cost": float(np.mean([g["min_cost"] for g in got])),
+                   "max_quality": float(np.mean([g["max_quality"] for g in got]))}
+            for b, v in zip(budgets, qb):
                 row[f"Q@{b:g}"] = float(v)
             rows.append(row)
             md_rows.append(
-                [label, fmt(s["aiq"])] + [fmt(v) for v in s["quality_at_budget"]]
-                + [fmt(s["min_cost"]), fmt(s["max_quality"])]
+                [label, fmt(mean, runs=len(got), low=lo, high=hi_ci)] + [fmt(v) for v in qb]
+                + [fmt(row["min_cost"]), fmt(row["max_quality"])]
             )
-        header = ["method", "AIQ"] + [f"Q@cost<={b:g}" for b in budgets] + ["min cost", "max Q"]
-        title = f"Frontier {fr['column']}"
-        text = (
-            f"**{title}** ({fr['setting']}; view={fr['view']}; AIQ over cost [0, {hi:.4f}])\n\n"
-            + md_table(header, md_rows)
-        )
-        out.append(Table("frontier", title, fr["setting"], pd.DataFrame(rows), text))
-    return out
+        his = [sc[next(iter(sc))]["hi"] for _, sc in insts if sc]
+        rng = (f"AIQ over cost [0, {his[0]:.4f}]" if len(insts) == 1 and his else
+               f"AIQ over cost [0, largest cost] of each of {len(insts)} instances (data / router seeds); "
+               "(n=k): mean over k with a Student-t 95% interval; other columns: means")
+        title = f"Frontier {col}"
+        text = f"**{title}** ({fr0['setting']}; view={fr0['view']}; {rng})\n\n" + md_table(
+            ["method", "AIQ"] + [f"Q@cost<={b:g}" for b in budgets] + ["min cost", "max Q"], md_rows)
+        tables.append(Table("frontier", title, fr0["setting"], pd.DataFrame(rows), text))
+        for mode_a, mode_b in pairs:
+            for router in ordered([fr["pair"][lab][0] for fr, _ in insts for lab in fr["pair"]], ROUTER_ORDER):
+                la, lb = row_label(router, mode_a), row_label(router, mode_b)
+                both = [(sc[la], sc[lb]) for _, sc in insts if la in sc and lb in sc]
+                if not both:
+                    continue
+                d = np.array([a["aiq"] - b["aiq"] for a, b in both])
+                if len(both) == 1:
+                    a, b = both[0]
+                    if a["reps"] is not None and b["reps"] is not None:
+                        r = a["reps"] - b["reps"]
+                        lo, hi_ci = U.percentile_interval(r)
+                        p = U.p_value(r)
+                    else:
+                        lo = hi_ci = p = np.nan
+                    res = {"diff": float(d[0]), "low": lo, "high": hi_ci, "p": p, "pairs": 1,
+                           "method": "paired bootstrap"}
+                else:
+                    si = U.seed_interval(d)
+                    res = {"diff": si["mean"], "low": si["low"], "high": si["high"], "p": U.seed_test(d),
+                           "pairs": len(both), "method": "t across seeds"}
+                diff_rows.setdefault(key, []).append({
+                    "setting": fr0["setting"], "router": router, "dataset": col, "metric": "AIQ",
+                    "view": fr0["view"], "a": mode_a, "b": mode_b, **res})
+    diffs = []
+    for key, rows in diff_rows.items():
+        frame = pd.DataFrame(rows)
+        frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
+        frame["significant"] = frame["p_adjusted"] < alpha
+        frame["correction"] = correction
+        cols = list(dict.fromkeys(frame["dataset"]))
+        pair_names = list(dict.fromkeys(zip(frame["a"], frame["b"])))
+        md_rows = []
+        for router in ordered(frame["router"], ROUTER_ORDER):
+            for a, b in pair_names:
+                md = [router if len(pair_names) == 1 else f"{router}: {a} - {b}"]
+                for c in cols:
+                    hit = frame[(frame["router"] == router) & (frame["dataset"] == c)
+                                & (frame["a"] == a) & (frame["b"] == b)]
+                    md.append(MISSING if hit.empty else fmt_diff(
+                        hit["diff"].iloc[0], hit["low"].iloc[0], hit["high"].iloc[0], hit["p"].iloc[0],
+                        bool(hit["significant"].iloc[0])))
+                if any(x != MISSING for x in md[1:]):
+                    md_rows.append(md)
+        name = "Holm" if correction == "holm" else "Benjamini-Hochberg"
+        what = " and ".join(f"{a} - {b}" for a, b in pair_names)
+        setting = frame["setting"].iloc[0]
+        heading = (f"**Paired AIQ difference {what}** ({setting}; view={frame['view'].iloc[0]}; 95% intervals; "
+                   f"* : adjusted p < {alpha:g}, {name} over the {len(frame)} cells of this table)")
+        diffs.append(Table("frontier_diff", f"AIQ {what}", setting, frame,
+                           heading + "\n\n" + md_table(["router"] + [f"{c} AIQ" for c in cols], md_rows)))
+    return tables, diffs
 
 
 # ------------------------------------------------------------------------- histograms
