@@ -42,9 +42,12 @@ ERROR_SCHEMA = "darsbench.error/1"
 
 #: Config keys that never change a cell's numbers: left out of the fingerprint.
 NOT_FINGERPRINTED = ("resume", "print_table", "logger", "paths", "cache_dir", "threads", "router_name")
-#: Override keys whose differences the leaderboard already shows (columns or settings).
+#: Override keys whose differences the leaderboard already shows (columns or settings): ``arm``
+#: (supervision mode + protocol) and ``train`` (queries or budget) are the rows and columns of the
+#: budget and learning-curve tables, and runs differing only by ``seed`` are aggregated as seeds.
 SHOWN_KEYS = ("router", "supervision", "dataset", "cost", "protocol", "experiment", "resume",
-              "threads", "print_table", "logger", "hydra", "frontier", "decisions_format")
+              "threads", "print_table", "logger", "hydra", "frontier", "decisions_format",
+              "arm", "train", "seed")
 
 
 # ----------------------------------------------------------------------------- the grid
