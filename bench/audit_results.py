@@ -411,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         if (d / "leaderboard").is_dir():
             audit_diffs(d, [store[c.resolve()] for c in found if c.resolve() in store], au)
     rows = pd.DataFrame(au.rows, columns=["where", "quantity", "recomputed", "recorded", "abs_diff"])
-    headline = rows["quantity"].str.contains(r"^(rU|dU|tU) (mean|ci)$|^(oracle|best_fixed|random) (rU|tU)$"
-                                          r"|^(diff|p)$|adjusted|generations")
+    headline = rows["quantity"].str.contains(r"^(?:rU|dU|tU) (?:mean|ci)$|^(?:oracle|best_fixed|random) (?:rU|tU)$"
+                                          r"|^(?:diff|p)$|adjusted|generations")
     show = rows if args.all else rows[headline | (rows["abs_diff"] > args.tol)]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 70):
         print(show.to_string(index=False, float_format=lambda x: f"{x:.10g}"))
