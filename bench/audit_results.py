@@ -83,6 +83,39 @@ def point(v: np.ndarray) -> float:
     return float(np.nanmean(per_draw))
 
 
+def hull_aiq(c: np.ndarray, q: np.ndarray, hi: float) -> float:
+    """AIQ on [0, hi] (docs/spec.md §6): the non-decreasing concave upper hull of the finite
+    points (monotone chain after cutting at the cheapest top-quality point), flat beyond its last
+    vertex, 0 below its first, trapezoid area / hi; hi <= 0: the best quality."""
+    ok = np.isfinite(c) & np.isfinite(q)
+    c, q = c[ok], q[ok]
+    if not c.size:
+        return np.nan
+    if hi <= 0:
+        return float(q.max())
+    pts = sorted(zip(c.tolist(), (-q).tolist()))
+    xs, ys = [], []
+    for x, y in pts:
+        if xs and x == xs[-1]:
+            continue
+        xs.append(x)
+        ys.append(-y)
+    top = int(np.argmax(ys))
+    h: list[tuple[float, float]] = []
+    for p in zip(xs[: top + 1], ys[: top + 1]):
+        while len(h) >= 2 and ((h[-1][0] - h[-2][0]) * (p[1] - h[-2][1])
+                               - (h[-1][1] - h[-2][1]) * (p[0] - h[-2][0])) >= 0:
+            h.pop()
+        h.append(p)
+    hc, hq = np.array(h).T
+    a = max(0.0, hc[0])
+    if a >= hi:
+        return 0.0
+    x = np.concatenate([[a], hc[(hc > a) & (hc < hi)], [hi]])
+    y = np.interp(x, hc, hq)
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2) / hi)
+
+
 def holm(p: np.ndarray) -> np.ndarray:
     out = np.full(p.shape, np.nan)
     idx = [i for i in np.argsort(p, kind="stable") if np.isfinite(p[i])]
@@ -141,6 +174,7 @@ def read_decisions(folder: Path) -> pd.DataFrame:
 
 def audit_cell(folder: Path, au: Audit, store: dict) -> None:
     res = json.loads((folder / "results.json").read_text())
+    res["_folder"] = str(folder)
     cfg = res["config"]
     where = f"{folder.name.split('_', 1)[0]}: {res['router']} {res['supervision']} {res['dataset']['name']}"
     lam, beta, norm = float(res["cost"]["lam"]), float(res["cost"]["beta"]), res["cost"]["norm"]
@@ -279,11 +313,25 @@ def audit_cell(folder: Path, au: Audit, store: dict) -> None:
                 au.cmp(where, f"{name} {k} ci", pct(replicate_means(v, wq, np.ones((wq.shape[0], 1)))),
                        res["baselines"][name]["ci"][k])
 
+    # routing from the decisions' predicted signals, the lambda sweep and AIQ (signal routers)
+    mode = res["supervision"]
+    beta_eff = 0.0 if mode in ("single_shot", "dars_no_risk") else beta
+    au.cmp(where, "beta_effective", beta_eff, res["cost"]["beta_effective"])
+    if all(f"mu_q[{m}]" in dec for m in models):
+        sig = {k: dec[[f"{k}[{m}]" for m in models]].to_numpy(float).reshape(n_draws, ids.size, -1)
+               for k in ("mu_q", "mu_c", "sigma_q")}
+
+        def route(lm: float) -> np.ndarray:
+            return argbest(sig["mu_q"] - lm * sig["mu_c"] - beta_eff * sig["sigma_q"], sig["mu_c"])
+
+        au.cmp(where, "chosen = argmax of the decisions' signals", route(lam), ch)
+        if res.get("frontier"):
+            audit_frontier(where, res, au, route, views, qi, wq, wd)
+
     # training generations actually used (experiment=budget / learning_curve cells)
     t = res["training"]
     pr = res["protocol"]
     pres = data.train.present[:, :, : pr["n_rewrites"] or None, : pr["n_decodes"] or None]
-    mode = res["supervision"]
     if mode == "input_only":
         pres = pres[:, :, data.train.view_ids[: pres.shape[2]] >= 0, :1]
     elif mode == "output_only":
@@ -301,6 +349,52 @@ def audit_cell(folder: Path, au: Audit, store: dict) -> None:
         au.cmp(where, "training generations of every model = B", by_model,
                np.full(len(models), t["budget_per_model"]))
     store[folder.resolve()] = {"res": res, "values": mine, "n_draws": n_draws, "by_model": by_model}
+
+
+def audit_frontier(where, res, au, route, views, qi, wq, wd) -> None:
+    """Lambda-sweep points re-routed from the decisions' signals, AIQ of the router and of the
+    fixed models on [0, hi] per view, and their bootstrap intervals (same resamples)."""
+    fr = res["frontier"]
+    chl = np.stack([route(float(lm)) for lm in fr["lams"]])  # [L, D, Q]
+    pts, reps = {}, {}
+    models = list(res["dataset"]["models"])
+    ones = np.ones((wq.shape[0], 1))
+    for p, (q, c) in views.items():
+        qs, cs = q[qi, chl], c[qi, chl]
+        bad = ~(np.isfinite(qs) & np.isfinite(cs))
+        qs, cs = np.where(bad, np.nan, qs), np.where(bad, np.nan, cs)
+        pts[p] = (nanmean(cs, 2).mean(axis=1), nanmean(qs, 2).mean(axis=1),
+                  nanmean(c, 0), nanmean(q, 0))
+        au.cmp(where, f"frontier {p}C", pts[p][0], fr[p + "C"])
+        au.cmp(where, f"frontier {p}Q", pts[p][1], fr[p + "Q"])
+        au.cmp(where, f"fixed_models {p}C/{p}Q", np.r_[pts[p][2], pts[p][3]],
+               [res["baselines"]["fixed_models"][m][p + k] for k in "CQ" for m in models])
+        reps[p] = (np.stack([replicate_means(x, wq, wd) for x in cs]),
+                   np.stack([replicate_means(x, wq, wd) for x in qs]),
+                   np.stack([replicate_means(c[:, j], wq, ones) for j in range(len(models))]),
+                   np.stack([replicate_means(q[:, j], wq, ones) for j in range(len(models))]))
+    npz = Path(res["_folder"]) / "frontier_bootstrap.npz"
+    if npz.is_file():  # the stored replicates the leaderboard re-scores AIQ differences from
+        with np.load(npz) as z:
+            for p in ("r", "d"):
+                for k, mine in zip(("C", "Q", "fixed_C", "fixed_Q"), reps[p]):
+                    key = k.replace("fixed_", "fixed_" + p) if k.startswith("fixed") else p + k
+                    au.cmp(where, f"frontier_bootstrap.npz {key}", mine, z[key])
+    pts["mean"] = tuple((a + b) / 2 for a, b in zip(pts["r"], pts["d"]))
+    reps["mean"] = tuple((a + b) / 2 for a, b in zip(reps["r"], reps["d"]))
+
+    def score(rc, rq, fc, fq):
+        hi = max(np.nanmax(rc), np.nanmax(fc))
+        return hull_aiq(rc, rq, hi), hull_aiq(fc, fq, hi), hi
+
+    for view, rec in fr["aiq"].items():
+        r_aiq, f_aiq, hi = score(*pts[view])
+        au.cmp(where, f"AIQ {view} router / fixed / hi", [r_aiq, f_aiq, hi],
+               [rec["aiq"], rec["fixed_aiq"], rec["cost_range"][1]])
+        rc, rq, fc, fq = reps[view]
+        boot = np.array([score(rc[:, b], rq[:, b], fc[:, b], fq[:, b])[:2] for b in range(rc.shape[1])])
+        au.cmp(where, f"AIQ {view} ci", pct(boot[:, 0]), rec["ci"])
+        au.cmp(where, f"AIQ {view} fixed ci", pct(boot[:, 1]), rec["fixed_ci"])
 
 
 # ------------------------------------------------------------------- paired comparisons

@@ -138,3 +138,13 @@ def test_replicates_and_paired_p_by_hand():
     np.testing.assert_allclose(A.replicate_means(v, wq, np.ones((2, 1))), [5 / 3, 3.0])
     same = A.paired(np.array([0.2, 0.4, 0.6]), np.array([0.2, 0.4, 0.6]), 50, 0)
     assert same["diff"] == 0 and same["low"] == same["high"] == 0 and same["p"] == 1.0
+
+
+def test_hull_aiq_by_hand():
+    c = np.array([0.2, 0.6, 0.4, 0.8, np.nan])
+    q = np.array([0.5, 0.9, 0.6, 0.8, 1.0])
+    # hull (0.2, 0.5) -> (0.6, 0.9); (0.4, 0.6) lies below the chord, (0.8, 0.8) is dominated,
+    # the NaN point is left out. Area on [0, 1]: 0 below 0.2, (0.5 + 0.9) / 2 * 0.4, 0.9 * 0.4.
+    assert A.hull_aiq(c, q, 1.0) == pytest.approx(0.28 + 0.36, abs=1e-15)
+    assert A.hull_aiq(c, q, 0.1) == 0.0
+    assert A.hull_aiq(np.zeros(2), np.array([0.3, 0.7]), 0.0) == 0.7
