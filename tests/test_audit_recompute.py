@@ -36,7 +36,7 @@ def sweeps(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     cache = root / "cache"
     table1 = _sweep(root / "table1", cache, [
-        "router=knn", "supervision=single_shot,dars", "dataset.overrides={n_train: 40, n_test: 24}"])
+        "router=knn", "supervision=single_shot,dars", "seed=0,1", "dataset.overrides={n_train: 40, n_test: 24}"])
     budget = _sweep(root / "budget", cache, [
         "arm=single_shot,dars_3x3,dars_1x5", "train.budget=45,90", "router=knn",
         "dataset.overrides={n_train: 90, n_test: 24}"])
@@ -49,6 +49,15 @@ def test_audit_passes_on_real_sweeps(sweeps, capsys):
     assert "table1_diff.csv: knn gpqa_like tU dars-single_shot" in out
     assert "budget_diff.csv: knn gpqa_like tU dars 3x3-single_shot B=45" in out
     assert "training generations of every model = B" in out
+
+
+def test_router_seeds_are_aggregated_and_compared_across_seeds(sweeps):
+    """A ``seed`` sweep axis gives one row per router (not ``knn[seed=0]``, ``knn[seed=1]``), and
+    DARS - single-shot is a t-test across the two seeds' paired differences."""
+    cells = [json.loads(p.read_text()) for p in sweeps["table1"].glob("*/results.json")]
+    assert len(cells) == 4 and {c["router"] for c in cells} == {"knn"}
+    diff = pd.read_csv(sweeps["table1"] / "leaderboard" / "table1_diff.csv", comment="#")
+    assert (diff["pairs"] == 2).all() and (diff["method"] == "t across seeds").all()
 
 
 def test_budget_sweep_cells_are_one_router_with_every_arm_at_b(sweeps):
