@@ -476,13 +476,14 @@ def audit_diffs(sweep: Path, cells: list[dict], au: Audit) -> None:
                 au.cmp(where, k, r[k], row[k])
             mine.append(r["p"])
         frame["_p"] = mine
-        fam = ["setting", "dataset", "router"] if budget else ["setting"]
-        for _, g in frame.groupby(fam, sort=False):
+        # one correction family per table: a budget table is one (dataset, router); a comparison
+        # file holds one table per compared pair of modes (each heading says "over the N cells")
+        fam = ["setting", "dataset", "router"] if budget else ["setting", "a", "b"]
+        for key, g in frame.groupby(fam, sort=False):
             adj = (holm if g["correction"].iloc[0] == "holm" else bh)(g["_p"].to_numpy(float))
-            au.cmp(f"{csv.name} {g['setting'].iloc[0]}", f"{g['correction'].iloc[0]} adjusted p",
-                   adj, g["p_adjusted"].to_numpy(float))
-            au.cmp(f"{csv.name} {g['setting'].iloc[0]}", "significant at 0.05",
-                   adj < 0.05, g["significant"].astype(bool).to_numpy())
+            label = f"{csv.name} {' / '.join(map(str, key))}"
+            au.cmp(label, f"{g['correction'].iloc[0]} adjusted p", adj, g["p_adjusted"].to_numpy(float))
+            au.cmp(label, "significant at 0.05", adj < 0.05, g["significant"].astype(bool).to_numpy())
 
 
 def main(argv: list[str] | None = None) -> int:
