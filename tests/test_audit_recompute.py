@@ -157,3 +157,23 @@ def test_hull_aiq_by_hand():
     assert A.hull_aiq(c, q, 1.0) == pytest.approx(0.28 + 0.36, abs=1e-15)
     assert A.hull_aiq(c, q, 0.1) == 0.0
     assert A.hull_aiq(np.zeros(2), np.array([0.3, 0.7]), 0.0) == 0.7
+
+
+def test_holm_floor_note_by_hand():
+    """A single-seed bootstrap p-value is at least 2 / (B + 1), so with B = 2000 Holm can mark
+    nothing in a table of more than 50 cells (a full Table 1 has 7 x 3 x 3 = 63): the leaderboard
+    says so in its notes."""
+    from evaluators import uncertainty as U
+    from evaluators.leaderboard.tables import holm_floor_note
+
+    floor = 2 / 2001
+    f50 = pd.DataFrame({"p": [floor] * 50, "pairs": [1] * 50})
+    f63 = pd.DataFrame({"p": [floor] * 63, "pairs": [1] * 63})
+    assert (U.holm(f50["p"].to_numpy()) < 0.05).all()  # 50 * 2/2001 = 0.04998
+    assert (U.holm(f63["p"].to_numpy()) >= 0.05).all()  # 63 * 2/2001 = 0.063
+    assert holm_floor_note(f50, 2000, "holm", 0.05) is None
+    note = holm_floor_note(f63, 2000, "holm", 0.05)
+    assert "Holm over 63 cells" in note and "at least 2520" in note  # 126 / 2521 < 0.05 <= 126 / 2520
+    assert holm_floor_note(f63, 2520, "holm", 0.05) is None
+    assert holm_floor_note(f63, 2000, "bh", 0.05) is None
+    assert holm_floor_note(f63.assign(pairs=5), 2000, "holm", 0.05) is None  # t-tests across seeds

@@ -667,6 +667,26 @@ def paired_comparison(
             "pairs": len(diffs), "method": "t across seeds"}
 
 
+def _resamples(results: list[dict[str, Any]], runs: pd.DataFrame, resamples_n: int | None) -> int:
+    """The bootstrap resamples behind a table's paired comparisons (the override, else the first run's)."""
+    boot = results[int(runs["idx"].iloc[0])].get("bootstrap") or {}
+    return int(resamples_n or boot.get("resamples", U.RESAMPLES))
+
+
+def holm_floor_note(frame: pd.DataFrame, resamples: int, correction: str, alpha: float) -> str | None:
+    """A note when Holm cannot mark any single-seed cell of a table: a paired-bootstrap p-value is
+    at least ``2 / (B + 1)`` (:func:`evaluators.uncertainty.p_value`), so Holm's first step needs
+    ``m * 2 / (B + 1) < alpha`` over the table's ``m`` cells. None when that holds, under BH, or
+    when every cell is a t-test across seeds (continuous p-values)."""
+    m = int(frame["p"].notna().sum())
+    floor = 2.0 / (resamples + 1.0)
+    if correction != "holm" or not (frame["pairs"] == 1).any() or m * floor < alpha:
+        return None
+    return (f"Holm over {m} cells cannot mark a single-seed difference significant at {alpha:g}: with "
+            f"{resamples} bootstrap resamples the smallest p-value is 2/(B+1) = {floor:.2g}; set "
+            f"bootstrap.resamples to at least {int(np.floor(2 * m / alpha))} (or --resamples), or use --correction bh")
+
+
 def comparison_tables(
     df: pd.DataFrame,
     results: list[dict[str, Any]],
@@ -709,6 +729,9 @@ def comparison_tables(
         frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
         frame["significant"] = frame["p_adjusted"] < alpha
         frame["correction"] = correction
+        note = holm_floor_note(frame, _resamples(results, sub, resamples_n), correction, alpha)
+        if note:
+            report.notes.append(f"{mode_a} - {mode_b} [{describe(GROUP_FIELDS, key)}]: {note}")
         header = ["router"] + [f"{c} {m}" for c in cols for m in metrics]
         md_rows = []
         for router in [r for r in names if r in set(frame["router"])]:
@@ -837,6 +860,9 @@ def budget_comparisons(
                 frame["p_adjusted"] = U.CORRECTIONS[correction](frame["p"].to_numpy(float))
                 frame["significant"] = frame["p_adjusted"] < alpha
                 frame["correction"] = correction
+                note = holm_floor_note(frame, _resamples(results, rs, resamples_n), correction, alpha)
+                if note:
+                    report.notes.append(f"budget, {router} on {col} [{setting}]: {note}")
                 md_rows = []
                 for line in lines:
                     md = [line]
