@@ -255,7 +255,7 @@ def audit_cell(folder: Path, au: Audit, store: dict) -> None:
             base["best_fixed"][p + k] = arr[qi, bf]
             base["random"][p + k] = nanmean(arr, 1)
     tr = np.where(data.train.present, (data.train.cost - off) / scale, np.nan)
-    mean_train_c = nanmean(np.moveaxis(tr, 1, 0).reshape(len(models), -1), 1)
+    mean_train_c = nanmean(nanmean(tr.reshape(*tr.shape[:2], -1), 2), 0)  # over queries of pair means
     cheapest = int(np.flatnonzero(mean_train_c <= mean_train_c.min() + TIE)[0])
     sizes = data.model_table["params_b"].to_numpy(float) if "params_b" in data.model_table else None
     largest = (int(np.argmax(sizes)) if sizes is not None and np.isfinite(sizes).all()
