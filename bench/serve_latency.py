@@ -131,15 +131,15 @@ def _cpu_s(proc: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, float]:
-    bundle, texts = fit_bundle(work, features)
-    alone = route_alone(bundle, texts[:300])
+def measure(bundle: Path, texts: list[str], work: Path, features: str, delay_ms: float,
+            args: argparse.Namespace) -> dict[str, float]:
+    """One server + stubs run: server-side overhead, client latency, throughput and CPU."""
     models = json.loads((bundle / "bundle.json").read_text())["pool"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     server_env = {**env, "PYTHONPATH": str(Path(args.server_repo).resolve())}
     taskset = lambda cpus: ["taskset", "-c", cpus] if cpus else []  # noqa: E731
     stub_cmd = [*taskset(args.client_cpus), sys.executable, "-m", "benchmark.app.serve_stub",
-                "--delay-s", str(args.upstream_delay_ms / 1e3)]
+                "--delay-s", str(delay_ms / 1e3), "--jitter", str(args.jitter)]
     stub = subprocess.Popen(stub_cmd + [a for m in models for a in ("--name", m)], env=env,
                             stdout=subprocess.PIPE, text=True)
     urls = {}
@@ -183,7 +183,7 @@ def measure(work: Path, features: str, args: argparse.Namespace) -> dict[str, fl
     rows = [json.loads(line) for line in log.read_text().splitlines()][args.warmup:]
     col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
     pct = lambda a, q: float(np.percentile(a, q))  # noqa: E731
-    return {"alone_p50": pct(alone, 50), "alone_p99": pct(alone, 99), "requests": len(rows),
+    return {"requests": len(rows),
             "overhead_p50": pct(col("overhead_ms"), 50), "overhead_p99": pct(col("overhead_ms"), 99),
             "wait_p50": pct(col("route_wait_ms"), 50), "wait_p99": pct(col("route_wait_ms"), 99),
             "batch_mean": float(col("batch").mean()),
@@ -197,8 +197,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--features", nargs="+", default=["tfidf", "minilm"])
-    ap.add_argument("--upstream-delay-ms", type=float, default=0.0,
-                    help="the stub upstreams answer after this delay (a model's answer time)")
+    ap.add_argument("--upstream-delay-ms", type=float, nargs="+", default=[0.0],
+                    help="the stub upstreams answer after this delay (a model's answer time); "
+                         "several values: one run each")
+    ap.add_argument("--jitter", type=float, default=0.5,
+                    help="upstream delays uniform in delay * (1 +- jitter); 0: every answer takes "
+                         "exactly the delay, so closed-loop clients return in lockstep bursts")
     ap.add_argument("--server-args", default="", help="extra darsbench-serve arguments, one string")
     ap.add_argument("--server-cpus", default=None, help="pin the server to these CPUs (e.g. 0)")
     ap.add_argument("--client-cpus", default=None, help="pin the clients and stubs to these CPUs (e.g. 1)")
@@ -208,24 +212,28 @@ def main() -> None:
     args = ap.parse_args()
     load_before = os.getloadavg()
     print(f"{args.requests} requests, {args.concurrency} concurrent clients, {os.cpu_count()} cores, "
-          f"upstream delay {args.upstream_delay_ms:g} ms, server args {args.server_args!r}, "
+          f"upstream delays {args.upstream_delay_ms} ms (jitter {args.jitter:g}), server args {args.server_args!r}, "
           f"server cpus {args.server_cpus}, client cpus {args.client_cpus}; load average before "
           f"{load_before[0]:.2f}")
     print("overhead = the server starts parsing the request -> first upstream request handed to the "
           "HTTP client (server-side); wait = of that, waiting for and running the router")
-    print("| router | route alone p50 / p99 | overhead p50 / p99 | wait p50 / p99 | mean batch | "
-          "client p50 / p99 | req/s | CPU ms/request server / stubs / client |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| router | upstream delay | route alone p50 / p99 | overhead p50 / p99 | wait p50 / p99 | "
+          "mean batch | client p50 / p99 | req/s | CPU ms/request server / stubs / client |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work) if args.work else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for feat in args.features:
-            r = measure(work, feat, args)
-            print(f"| knn + {feat} | {r['alone_p50']:.2f} / {r['alone_p99']:.2f} ms | "
-                  f"{r['overhead_p50']:.2f} / {r['overhead_p99']:.2f} ms | "
-                  f"{r['wait_p50']:.2f} / {r['wait_p99']:.2f} ms | {r['batch_mean']:.1f} | "
-                  f"{r['client_p50']:.1f} / {r['client_p99']:.1f} ms | {r['req_per_s']:.0f} | "
-                  f"{r['cpu_server']:.2f} / {r['cpu_stubs']:.2f} / {r['cpu_client']:.2f} |", flush=True)
+            bundle, texts = fit_bundle(work, feat)
+            alone = route_alone(bundle, texts[:300])
+            a50, a99 = np.percentile(alone, [50, 99])
+            for delay in args.upstream_delay_ms:
+                r = measure(bundle, texts, work, feat, delay, args)
+                print(f"| knn + {feat} | {delay:g} ms | {a50:.2f} / {a99:.2f} ms | "
+                      f"{r['overhead_p50']:.2f} / {r['overhead_p99']:.2f} ms | "
+                      f"{r['wait_p50']:.2f} / {r['wait_p99']:.2f} ms | {r['batch_mean']:.1f} | "
+                      f"{r['client_p50']:.1f} / {r['client_p99']:.1f} ms | {r['req_per_s']:.0f} | "
+                      f"{r['cpu_server']:.2f} / {r['cpu_stubs']:.2f} / {r['cpu_client']:.2f} |", flush=True)
     print(f"load average after {os.getloadavg()[0]:.2f} (requests measured: {r['requests']} per router)")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import socket
 import threading
 import time
@@ -28,13 +29,19 @@ class StubUpstream:
         prompt_tokens: int = 11,
         completion_tokens: int = 7,
         delay_s: float = 0.0,
+        jitter: float = 0.0,
+        seed: int = 0,
         status: int = 200,
     ) -> None:
         self.name = name
         self.port = int(port)
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+        if not 0.0 <= jitter <= 1.0:
+            raise ValueError(f"jitter must be in [0, 1], got {jitter}")
         self.delay_s = delay_s
+        self.jitter = jitter
+        self._rng = random.Random(seed)
         self.status = status
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -45,6 +52,15 @@ class StubUpstream:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def next_delay(self) -> float:
+        """Seconds before the next answer: ``delay_s``, or uniform in ``delay_s * (1 +- jitter)``
+        (seeded: the same sequence every run)."""
+        if not self.jitter:
+            return self.delay_s
+        with self._lock:
+            u = self._rng.uniform(-self.jitter, self.jitter)
+        return self.delay_s * (1.0 + u)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
@@ -86,7 +102,7 @@ class StubUpstream:
                     owner.requests.append(body)
                     owner.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if owner.delay_s:
-                    time.sleep(owner.delay_s)
+                    time.sleep(owner.next_delay())
                 if owner.status != 200:
                     self._json(owner.status, {"error": {"message": f"stub {owner.name}: {owner.status}"}})
                     return
@@ -162,10 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", action="append", required=True,
                     help="the answering model's name; repeat to serve several stubs on free ports")
     ap.add_argument("--delay-s", type=float, default=0.0, help="seconds before each answer")
+    ap.add_argument("--jitter", type=float, default=0.0,
+                    help="answer delays uniform in delay * (1 +- jitter), seeded (0: fixed delay)")
     args = ap.parse_args(argv)
     if args.port and len(args.name) > 1:
         ap.error("--port serves one --name; leave it out (free ports) for several")
-    stubs = [StubUpstream(n, args.port, delay_s=args.delay_s).start() for n in args.name]
+    stubs = [StubUpstream(n, args.port, delay_s=args.delay_s, jitter=args.jitter, seed=i).start()
+             for i, n in enumerate(args.name)]
     for stub in stubs:
         print(f"stub upstream {stub.name!r} at {stub.base_url}", flush=True)
     try:
