@@ -114,6 +114,16 @@ def test_batcher_groups_concurrent_queries_and_isolates_a_failure(tmp_path, in_t
     assert all(r.batch == 1 for r in ok)  # re-routed alone after the batch failed
 
 
+def test_routing_threads_split_the_queue_in_equal_shares():
+    share = RouteBatcher.share
+    assert share(1, 0, 32) == 1
+    assert share(5, 0, 32) == 5  # alone: everything queued
+    assert share(5, 1, 32) == 3 and share(2, 1, 32) == 1  # two threads: ceil(5 / 2), then the rest
+    assert share(9, 2, 32) == 3 and share(10, 2, 32) == 4
+    assert share(100, 1, 32) == 32  # never above max_batch
+    assert share(3, 7, 32) == 1  # more idle threads than queries: one each
+
+
 @pytest.mark.parametrize("sublinear", [False, True])
 def test_fast_tfidf_encoding_equals_scikit_learn_to_the_bit(sublinear):
     train = ["What is 12 plus 30?", "Explain the proof of the theorem, step by step.",

@@ -224,9 +224,11 @@ class RouteBatcher:
     ``in_thread`` False routes on the event loop: a request queues its query and yields once,
     so the requests read in the same loop turn queue theirs too; the first to resume routes them
     all, and each continues to its upstream without another wait (cheap, GIL-bound encoders
-    such as TF-IDF). True routes in ``threads`` dedicated threads (torch releases the GIL while
-    encoding MiniLM, so the loop keeps relaying traffic). A batch that raises is re-routed one
-    query at a time, so a failure stays with its own request.
+    such as TF-IDF). True routes in ``threads`` dedicated threads (torch and onnxruntime release
+    the GIL while encoding MiniLM, so the loop keeps relaying traffic). A thread that wakes takes
+    its share of the queue, ``ceil(queued / idle threads)``: the batch grows with the load, and
+    a queue is split over the idle threads instead of waiting for one thread's big batch. A
+    batch that raises is re-routed one query at a time, so a failure stays with its own request.
     """
 
     def __init__(self, router: QueryRouter, max_batch: int = 32, in_thread: bool = False,
@@ -238,6 +240,8 @@ class RouteBatcher:
         self._pending: list[tuple[str, float, float, asyncio.Future]] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
+        self._idle = 0  # routing threads waiting for a query
+        self._idle_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -293,13 +297,25 @@ class RouteBatcher:
             else:
                 fut.set_result(res)
 
+    @staticmethod
+    def share(queued: int, idle_others: int, max_batch: int) -> int:
+        """Batch size of a thread that wakes with ``queued`` queries waiting (its own included)
+        while ``idle_others`` other threads wait: an equal share, at least 1, at most ``max_batch``."""
+        return max(1, min(max_batch, -(-queued // (idle_others + 1))))
+
     def _work(self) -> None:
         while True:
+            with self._idle_lock:
+                self._idle += 1
             item = self._queue.get()
+            with self._idle_lock:
+                self._idle -= 1
+                idle_others = self._idle
             if item is None:
                 return
             batch = [item]
-            while len(batch) < self.max_batch:
+            size = self.share(1 + self._queue.qsize(), idle_others, self.max_batch)
+            while len(batch) < size:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -746,13 +762,14 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--route-in", choices=("auto", "loop", "thread", "inline"), default="auto",
                     help="where queries are encoded and scored: on the event loop, in dedicated "
                          "threads, or auto (the loop for TF-IDF, threads for MiniLM)")
-    ap.add_argument("--route-workers", type=int, default=1,
-                    help="routing threads with --route-in thread (each takes a batch at a time)")
+    ap.add_argument("--route-workers", type=int, default=None,
+                    help="routing threads with --route-in thread, each taking its share of the "
+                         "queue (default: the cores the server may use, at most 4)")
     ap.add_argument("--max-batch", type=int, default=32,
                     help="most queued queries routed in one call (micro-batching; never waits)")
     ap.add_argument("--torch-threads", type=int, default=1,
-                    help="torch threads for encoding (MiniLM): 1 does not fight the other "
-                         "processes for cores")
+                    help="threads per encoding call (MiniLM, torch or onnxruntime): 1 does not "
+                         "fight the other routing threads and processes for cores")
     ap.add_argument("--cpus", default=None,
                     help="pin the server to these CPU ids, e.g. '0' or '0,1' (Linux)")
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
@@ -765,15 +782,19 @@ def _serve_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace) -> ServeConfig:
     if args.max_tries < 1:
         raise ServeError("--max-tries must be >= 1")
-    if args.torch_threads < 1 or args.route_workers < 1 or args.max_batch < 1:
-        raise ServeError("--torch-threads, --route-workers and --max-batch must be >= 1")
     if args.cpus is not None:
         try:
             cpus = {int(c) for c in args.cpus.split(",")}
             os.sched_setaffinity(0, cpus)
         except (ValueError, OSError) as err:
             raise ServeError(f"--cpus {args.cpus!r}: {err}") from err
+    if args.route_workers is None:
+        args.route_workers = min(4, len(os.sched_getaffinity(0)))
+    if args.torch_threads < 1 or args.route_workers < 1 or args.max_batch < 1:
+        raise ServeError("--torch-threads, --route-workers and --max-batch must be >= 1")
     torch.set_num_threads(args.torch_threads)
+    # The ONNX MiniLM encoder takes its thread count from OMP_NUM_THREADS (benchmark.features).
+    os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     bundle = load_bundle(args.router)
     pool = load_pool(args.pool, bundle.pool)
     return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
