@@ -51,13 +51,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def fit_bundle(work: Path, features: str) -> tuple[Path, list[str]]:
-    """The knn ``dars`` bundle over ``features`` and the test texts (fitted once per ``work``)."""
+def fit_bundle(work: Path, features: str, dataset: str | None = None) -> tuple[Path, list[str]]:
+    """The knn ``dars`` bundle over ``features`` (on ``dataset``, default: the default simulated
+    one) and the test texts (fitted once per ``work``)."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
             "router=knn", "supervision=dars", f"features={features}", "save_router=true",
-            f"cache_dir={work / 'cache'}"])
-    out = work / f"knn-{features}"
+            f"cache_dir={work / 'cache'}", *([f"dataset={dataset}"] if dataset else [])])
+    out = work / f"knn-{features}" if dataset is None else work / f"knn-{features}-{dataset}"
     if not (out / "router" / "bundle.json").exists():
         run_cell(build_spec(cfg, "knn"), out)
     data = instantiate(cfg.dataset).load(work / "cache")
