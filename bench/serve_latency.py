@@ -5,7 +5,8 @@
 For knn + TF-IDF and knn + MiniLM: fits a ``dars`` cell on the default simulated dataset with
 ``save_router=true`` (reused from ``--work`` when there), serves the bundle (the real CLI, its own
 process) over stub upstreams (benchmark.app.serve_stub, one process for the pool), and sends the
-test queries from ``concurrency`` closed-loop clients in this process. The clients speak plain
+test queries from ``concurrency`` closed-loop clients in this process, one continuous load whose
+first ``warmup`` answers (the clients' lockstep start) are not measured. The clients speak plain
 HTTP/1.1 over keep-alive sockets, so they cost the shared cores little; the CPU time of each
 process per request is printed. "overhead" is the server's own ``overhead_ms`` from its JSON-line
 log: from the moment uvicorn starts parsing the request (httptools; h11: the app is called) to the
@@ -26,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -92,27 +95,45 @@ class Connection:
         self.writer.close()
 
 
-async def load(port: int, texts: list[str], n: int, concurrency: int) -> np.ndarray:
-    """Client-side milliseconds of ``n`` chat requests from ``concurrency`` closed-loop clients."""
+async def load(port: int, texts: list[str], n: int, concurrency: int, warmup: int = 0,
+               on_mark: Any = None) -> tuple[np.ndarray, float]:
+    """``n`` chat requests from ``concurrency`` closed-loop clients, one continuous load. Once
+    ``warmup`` answers are back (the clients' synchronised start is over), ``on_mark()`` is
+    called; returns the client-side milliseconds of the requests sent after that, and the
+    seconds from the mark to the end."""
     latencies: list[float] = []
     counter = iter(range(n))
+    done, mark = 0, []
     bodies = [json.dumps({"model": "darsbench-route", "messages": [{"role": "user", "content": t}]}).encode()
               for t in texts]
 
+    def set_mark() -> None:
+        mark.append(time.perf_counter())
+        if on_mark is not None:
+            on_mark()
+
     async def client_loop() -> None:
+        nonlocal done
         conn = await Connection.open("127.0.0.1", port)
         try:
             for i in counter:
+                measured = bool(mark)
                 t = time.perf_counter()
                 status, payload = await conn.post("/v1/chat/completions", bodies[i % len(bodies)])
-                latencies.append((time.perf_counter() - t) * 1e3)
+                if measured:
+                    latencies.append((time.perf_counter() - t) * 1e3)
                 if status != 200:
                     raise RuntimeError(f"status {status}: {payload[:200]!r}")
+                done += 1
+                if done >= warmup and not mark:
+                    set_mark()
         finally:
             conn.close()
 
+    if warmup <= 0:
+        set_mark()
     await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    return np.asarray(latencies)
+    return np.asarray(latencies), time.perf_counter() - mark[0]
 
 
 def route_alone(bundle: Path, texts: list[str]) -> np.ndarray:
@@ -167,21 +188,27 @@ def measure(bundle: Path, texts: list[str], work: Path, features: str, delay_ms:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        asyncio.run(load(port, texts, args.warmup, args.concurrency))
         procs = {"server": psutil.Process(proc.pid), "stubs": psutil.Process(stub.pid),
                  "client": psutil.Process()}
-        cpu0 = {k: _cpu_s(p) for k, p in procs.items()}
-        t = time.perf_counter()
-        client_ms = asyncio.run(load(port, texts, args.requests, args.concurrency))
-        wall = time.perf_counter() - t
-        cpu = {k: (_cpu_s(p) - cpu0[k]) / args.requests * 1e3 for k, p in procs.items()}
+        cpu0: dict[str, float] = {}
+        wall0: list[float] = []
+
+        def on_mark() -> None:  # the measured part starts: CPU counters and wall clock
+            cpu0.update({k: _cpu_s(p) for k, p in procs.items()})
+            wall0.append(time.time())
+
+        client_ms, wall = asyncio.run(load(port, texts, args.warmup + args.requests, args.concurrency,
+                                           args.warmup, on_mark))
+        cpu = {k: (_cpu_s(p) - cpu0[k]) / len(client_ms) * 1e3 for k, p in procs.items()}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         stub.terminate()
         stub.wait(timeout=30)
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    rows = [json.loads(line) for line in log.read_text().splitlines()][args.warmup:]
+    # The requests that reached the server after the mark (time logged at the answer, minus latency).
+    rows = [r for r in map(json.loads, log.read_text().splitlines())
+            if datetime.fromisoformat(r["time"]).timestamp() - r["latency_ms"] / 1e3 >= wall0[0]]
     col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)  # noqa: E731
     pct = lambda a, q: float(np.percentile(a, q))  # noqa: E731
     return {"requests": len(rows),
@@ -189,14 +216,15 @@ def measure(bundle: Path, texts: list[str], work: Path, features: str, delay_ms:
             "wait_p50": pct(col("route_wait_ms"), 50), "wait_p99": pct(col("route_wait_ms"), 99),
             "batch_mean": float(col("batch").mean()),
             "client_p50": pct(client_ms, 50), "client_p99": pct(client_ms, 99),
-            "req_per_s": args.requests / wall, **{f"cpu_{k}": v for k, v in cpu.items()}}
+            "req_per_s": len(client_ms) / wall, **{f"cpu_{k}": v for k, v in cpu.items()}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=100,
+                    help="answers before the measured part (same continuous load, not measured)")
     ap.add_argument("--features", nargs="+", default=["tfidf", "minilm"])
     ap.add_argument("--upstream-delay-ms", type=float, nargs="+", default=[0.0],
                     help="the stub upstreams answer after this delay (a model's answer time); "
