@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -12,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import pytest
 import yaml
 
-from benchmark.app.serve import ServeError, load_pool, report, routing_setting
+from benchmark.app.serve import ServeError, _lines, load_pool, report, routing_setting
 from benchmark.app.serve_stub import StubUpstream
 from benchmark.features import TfidfFeaturizer
 from routers.bundle import QueryEncoder, save_bundle
@@ -274,3 +276,29 @@ def test_routing_modes_and_plain_asyncio_h11_serve_the_same(tmp_path, mode):
     assert [r["served_by"] for r in rows] == ["big", "small"]
     for r in rows:
         assert r["batch"] == 1 and 0 < r["route_ms"] and 0 < r["route_wait_ms"] <= r["overhead_ms"]
+
+
+def test_relay_splits_lines_across_chunk_boundaries():
+    """The relay's line reader over a real socket that cuts lines (and a CRLF) across writes."""
+    long = "x" * 200_000  # longer than aiohttp's own readline limit
+    pieces = [b"data: {\"a\"", b": 1}\r", b"\n\r\ndata: " + long.encode(), b"\n\n", b"data: [DONE]"]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)  # separate TCP segments
+        writer.close()
+
+    async def main() -> list[str]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as resp:
+            lines = [line async for line in _lines(resp)]
+        server.close()
+        await server.wait_closed()
+        return lines
+
+    assert asyncio.run(main()) == ['data: {"a": 1}', "", "data: " + long, "", "data: [DONE]"]

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from benchmark.app.cli import build_spec
 from benchmark.app.run import run_cell
 from benchmark.app.serve import QueryRouter, Route, RouteBatcher
-from routers.bundle import load_bundle
+from benchmark.features import TfidfFeaturizer
+from routers.bundle import QueryEncoder, load_bundle
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -110,3 +112,34 @@ def test_batcher_groups_concurrent_queries_and_isolates_a_failure(tmp_path, in_t
     # Submitted together: one batch of all 41, then one call per query to find the failure.
     assert failing.calls[0] == len(queries) and len(failing.calls) == 1 + len(queries)
     assert all(r.batch == 1 for r in ok)  # re-routed alone after the batch failed
+
+
+def test_routing_threads_split_the_queue_in_equal_shares():
+    share = RouteBatcher.share
+    assert share(1, 0, 32) == 1
+    assert share(5, 0, 32) == 5  # alone: everything queued
+    assert share(5, 1, 32) == 3 and share(2, 1, 32) == 1  # two threads: ceil(5 / 2), then the rest
+    assert share(9, 2, 32) == 3 and share(10, 2, 32) == 4
+    assert share(100, 1, 32) == 32  # never above max_batch
+    assert share(3, 7, 32) == 1  # more idle threads than queries: one each
+
+
+@pytest.mark.parametrize("sublinear", [False, True])
+def test_fast_tfidf_encoding_equals_scikit_learn_to_the_bit(sublinear):
+    train = ["What is 12 plus 30?", "Explain the proof of the theorem, step by step.",
+             "plus plus minus times", "Übersetze: the cat sat on the mat", "x y z", "the the the"]
+    enc = QueryEncoder.fit(TfidfFeaturizer((1, 2), None, 1, True, sublinear), train)
+    queries = [*train, "", "no known words here", "THE the The tHe plus", "the cat the cat the cat",
+               "sat on", "ÜBERSETZE the mat, plus 12"]
+    fast = enc.encode(queries)
+    reference = sp.csr_matrix(enc._vectorizer.transform(queries), dtype=np.float64)
+    for a, b in ((fast.data, reference.data), (fast.indices, reference.indices),
+                 (fast.indptr, reference.indptr)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert fast.shape == reference.shape and fast.nnz > 0
+    # hand-computed row: "sat on" holds the unigrams sat, on and the bigram "sat on", each once;
+    # with equal counts the row is idf / |idf| over those three terms
+    row = fast[queries.index("sat on")]
+    idf = enc.idf[row.indices]
+    assert sorted(enc._vectorizer.get_feature_names_out()[row.indices]) == ["on", "sat", "sat on"]
+    np.testing.assert_allclose(row.data, idf / np.linalg.norm(idf), rtol=1e-15)

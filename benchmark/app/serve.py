@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-import httpx
+import aiohttp
 import numpy as np
 import pandas as pd
 import torch
@@ -51,6 +51,8 @@ POOL_COLLECT_ONLY = {"endpoint", "prompt_style", "params_b", "max_concurrency", 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Upstream answers that make the server try the next model (others are the client's problem).
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+#: Upstream failures (connection, protocol, timeout) that make the server try the next model.
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 def dumps(obj: Any) -> bytes:
@@ -222,9 +224,11 @@ class RouteBatcher:
     ``in_thread`` False routes on the event loop: a request queues its query and yields once,
     so the requests read in the same loop turn queue theirs too; the first to resume routes them
     all, and each continues to its upstream without another wait (cheap, GIL-bound encoders
-    such as TF-IDF). True routes in ``threads`` dedicated threads (torch releases the GIL while
-    encoding MiniLM, so the loop keeps relaying traffic). A batch that raises is re-routed one
-    query at a time, so a failure stays with its own request.
+    such as TF-IDF). True routes in ``threads`` dedicated threads (torch and onnxruntime release
+    the GIL while encoding MiniLM, so the loop keeps relaying traffic). A thread that wakes takes
+    its share of the queue, ``ceil(queued / idle threads)``: the batch grows with the load, and
+    a queue is split over the idle threads instead of waiting for one thread's big batch. A
+    batch that raises is re-routed one query at a time, so a failure stays with its own request.
     """
 
     def __init__(self, router: QueryRouter, max_batch: int = 32, in_thread: bool = False,
@@ -236,6 +240,8 @@ class RouteBatcher:
         self._pending: list[tuple[str, float, float, asyncio.Future]] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
+        self._idle = 0  # routing threads waiting for a query
+        self._idle_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -291,13 +297,25 @@ class RouteBatcher:
             else:
                 fut.set_result(res)
 
+    @staticmethod
+    def share(queued: int, idle_others: int, max_batch: int) -> int:
+        """Batch size of a thread that wakes with ``queued`` queries waiting (its own included)
+        while ``idle_others`` other threads wait: an equal share, at least 1, at most ``max_batch``."""
+        return max(1, min(max_batch, -(-queued // (idle_others + 1))))
+
     def _work(self) -> None:
         while True:
+            with self._idle_lock:
+                self._idle += 1
             item = self._queue.get()
+            with self._idle_lock:
+                self._idle -= 1
+                idle_others = self._idle
             if item is None:
                 return
             batch = [item]
-            while len(batch) < self.max_batch:
+            size = self.share(1 + self._queue.qsize(), idle_others, self.max_batch)
+            while len(batch) < size:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -426,12 +444,13 @@ def create_app(cfg: ServeConfig) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        # One persistent client (connection pool) per pool model: httpcore scans its whole pool
-        # for each request, so small per-upstream pools cost less CPU than one shared pool.
-        state["clients"] = {name: httpx.AsyncClient(
-            timeout=httpx.Timeout(cfg.timeout_s),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        ) for name in cfg.pool}
+        # One persistent aiohttp session (keep-alive connection pool) per pool model. aiohttp, not
+        # httpx: the relay took a third of the server's CPU with httpx (README, "Save and serve").
+        # Timeouts as per try: connecting (pool wait included) and each wait for bytes, not the
+        # whole answer, so a long stream that keeps sending is not cut.
+        timeout = aiohttp.ClientTimeout(total=None, connect=cfg.timeout_s, sock_read=cfg.timeout_s)
+        state["clients"] = {name: aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=256, limit_per_host=0)) for name in cfg.pool}
         batcher.start()
         # Everything loaded so far (torch, the router, the encoder) is long-lived: keep it out of
         # the collector's scans, so full collections during serving stay short.
@@ -439,7 +458,7 @@ def create_app(cfg: ServeConfig) -> Any:
         gc.freeze()
         yield
         for client in state["clients"].values():
-            await client.aclose()
+            await client.close()
         batcher.stop()
         cfg.log.close()
 
@@ -474,15 +493,11 @@ def create_app(cfg: ServeConfig) -> Any:
             h["x-darsbench-model"] = served
         return h
 
-    def upstream_request(client: httpx.AsyncClient, body: dict[str, Any], model: PoolModel) -> httpx.Request:
+    def upstream_body(body: dict[str, Any], model: PoolModel) -> tuple[bytes, dict[str, str]]:
+        """The upstream request's body (the model's id, no routing fields) and headers."""
         out = {k: v for k, v in body.items() if k not in ("darsbench", "lambda", "lam", "beta", "query")}
         out["model"] = model.model
-        hdrs = {"content-type": "application/json"}
-        key = model.api_key()
-        if key:
-            hdrs["authorization"] = f"Bearer {key}"
-        return client.build_request("POST", f"{model.base_url}/chat/completions", content=dumps(out),
-                                    headers=hdrs)
+        return dumps(out), {"content-type": "application/json", **auth(model)}
 
     def auth(model: PoolModel) -> dict[str, str]:
         key = model.api_key()
@@ -519,33 +534,37 @@ def create_app(cfg: ServeConfig) -> Any:
         overhead_ms = None
         for name in route.ranking[: cfg.max_tries]:
             model, client = cfg.pool[name], state["clients"][name]
-            req = upstream_request(client, body, model)
+            data, hdrs = upstream_body(body, model)
             if overhead_ms is None:  # the first upstream request is built and handed to the client
                 overhead_ms = (time.perf_counter() - t0) * 1e3
+            resp = None
             try:
-                resp = await client.send(req, stream=stream)
-            except httpx.HTTPError as err:
+                resp = await client.post(f"{model.base_url}/chat/completions", data=data, headers=hdrs)
+                if resp.status in RETRY_STATUSES:
+                    resp.release()
+                    tries.append({"model": name, "status": resp.status})
+                    continue
+                content = None if stream else await resp.read()  # a failure here is a failed try too
+            except UPSTREAM_ERRORS as err:
+                if resp is not None:
+                    resp.close()
                 tries.append({"model": name, "error": type(err).__name__})
                 continue
-            if resp.status_code in RETRY_STATUSES:
-                await resp.aclose()
-                tries.append({"model": name, "status": resp.status_code})
-                continue
-            tries.append({"model": name, "status": resp.status_code})
+            tries.append({"model": name, "status": resp.status})
             info = {"routed_to": route.chosen, "served_by": name, "ranking": route.ranking,
                     "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
                     "tries": tries, "fallback": len(tries) > 1}
             record = {"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": name,
                       "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
                       "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
-                      **timing(route, t0, t_routed), "status": resp.status_code}
+                      **timing(route, t0, t_routed), "status": resp.status}
             hdrs = headers(route, name, len(tries) - 1)
             if stream:
                 return StreamingResponse(
                     _relay(resp, info, record, model, cfg.log, text, t0),
-                    status_code=resp.status_code, media_type="text/event-stream", headers=hdrs)
+                    status_code=resp.status, media_type="text/event-stream", headers=hdrs)
             try:
-                payload = loads(resp.content)
+                payload = loads(content)
             except ValueError:
                 payload = {"error": {"message": "upstream answered with non-JSON", "type": "upstream_error"}}
             usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -554,7 +573,7 @@ def create_app(cfg: ServeConfig) -> Any:
                 payload["darsbench"] = info
             cfg.log.write({**record, "latency_ms": (time.perf_counter() - t0) * 1e3,
                            "prompt_tokens": p, "completion_tokens": c, "cost_usd": cost}, text)
-            return Response(dumps(payload), resp.status_code, headers=hdrs, media_type="application/json")
+            return Response(dumps(payload), resp.status, headers=hdrs, media_type="application/json")
         cfg.log.write({"kind": "chat", "stream": stream, "routed_to": route.chosen, "served_by": None,
                        "lam": route.lam, "beta": route.beta, "predicted": route.predicted,
                        "tries": tries, "fallback": len(tries) > 1, "overhead_ms": overhead_ms,
@@ -577,11 +596,12 @@ def create_app(cfg: ServeConfig) -> Any:
     async def health() -> Any:
         async def probe(m: PoolModel) -> bool:
             try:
-                r = await state["clients"][m.name].get(f"{m.base_url}/models", headers=auth(m),
-                                     timeout=cfg.health_timeout_s)
-            except httpx.HTTPError:
+                async with state["clients"][m.name].get(
+                        f"{m.base_url}/models", headers=auth(m),
+                        timeout=aiohttp.ClientTimeout(total=cfg.health_timeout_s)) as r:
+                    return r.status < 500
+            except UPSTREAM_ERRORS:
                 return False
-            return r.status_code < 500
 
         up = await asyncio.gather(*(probe(m) for m in cfg.pool.values()))
         reachable = dict(zip(cfg.pool, up))
@@ -625,12 +645,23 @@ def http_protocol(choice: str) -> Any:
     return _StampedHttpTools
 
 
-async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, Any], model: PoolModel,
-                 log: RequestLog, text: str, t0: float) -> AsyncIterator[bytes]:
+async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The body's lines as text, without their ``\n`` or ``\r\n`` (lines of any length)."""
+    buf = b""
+    async for chunk in resp.content.iter_any():
+        *lines, buf = (buf + chunk).split(b"\n")
+        for line in lines:
+            yield line.removesuffix(b"\r").decode("utf-8", errors="replace")
+    if buf:
+        yield buf.removesuffix(b"\r").decode("utf-8", errors="replace")
+
+
+async def _relay(resp: aiohttp.ClientResponse, info: dict[str, Any], record: dict[str, Any],
+                 model: PoolModel, log: RequestLog, text: str, t0: float) -> AsyncIterator[bytes]:
     """Relay an upstream SSE stream; the first event gains the ``darsbench`` field."""
     usage, first, status = None, True, record["status"]
     try:
-        async for line in resp.aiter_lines():
+        async for line in _lines(resp):
             if line.startswith("data:") and line[5:].strip() != "[DONE]":
                 try:
                     event = loads(line[5:])
@@ -643,13 +674,13 @@ async def _relay(resp: httpx.Response, info: dict[str, Any], record: dict[str, A
                         line = "data: " + dumps(event).decode()
                     first = False
             yield (line + "\n").encode()
-    except httpx.HTTPError as err:
+    except UPSTREAM_ERRORS as err:
         status = 502
         msg = {"error": {"message": f"upstream {record['served_by']} failed mid-stream "
                          f"({type(err).__name__})", "type": "upstream_error"}}
         yield b"data: " + dumps(msg) + b"\n\n"
     finally:
-        await resp.aclose()
+        resp.release()  # back to the pool when read to the end, else closed
         p, c, cost = _cost(model, usage)
         log.write({**record, "status": status, "latency_ms": (time.perf_counter() - t0) * 1e3,
                    "prompt_tokens": p, "completion_tokens": c, "cost_usd": cost}, text)
@@ -731,13 +762,14 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--route-in", choices=("auto", "loop", "thread", "inline"), default="auto",
                     help="where queries are encoded and scored: on the event loop, in dedicated "
                          "threads, or auto (the loop for TF-IDF, threads for MiniLM)")
-    ap.add_argument("--route-workers", type=int, default=1,
-                    help="routing threads with --route-in thread (each takes a batch at a time)")
+    ap.add_argument("--route-workers", type=int, default=None,
+                    help="routing threads with --route-in thread, each taking its share of the "
+                         "queue (default: the cores the server may use, at most 4)")
     ap.add_argument("--max-batch", type=int, default=32,
                     help="most queued queries routed in one call (micro-batching; never waits)")
     ap.add_argument("--torch-threads", type=int, default=1,
-                    help="torch threads for encoding (MiniLM): 1 does not fight the other "
-                         "processes for cores")
+                    help="threads per encoding call (MiniLM, torch or onnxruntime): 1 does not "
+                         "fight the other routing threads and processes for cores")
     ap.add_argument("--cpus", default=None,
                     help="pin the server to these CPU ids, e.g. '0' or '0,1' (Linux)")
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
@@ -750,15 +782,19 @@ def _serve_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace) -> ServeConfig:
     if args.max_tries < 1:
         raise ServeError("--max-tries must be >= 1")
-    if args.torch_threads < 1 or args.route_workers < 1 or args.max_batch < 1:
-        raise ServeError("--torch-threads, --route-workers and --max-batch must be >= 1")
     if args.cpus is not None:
         try:
             cpus = {int(c) for c in args.cpus.split(",")}
             os.sched_setaffinity(0, cpus)
         except (ValueError, OSError) as err:
             raise ServeError(f"--cpus {args.cpus!r}: {err}") from err
+    if args.route_workers is None:
+        args.route_workers = min(4, len(os.sched_getaffinity(0)))
+    if args.torch_threads < 1 or args.route_workers < 1 or args.max_batch < 1:
+        raise ServeError("--torch-threads, --route-workers and --max-batch must be >= 1")
     torch.set_num_threads(args.torch_threads)
+    # The ONNX MiniLM encoder takes its thread count from OMP_NUM_THREADS (benchmark.features).
+    os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     bundle = load_bundle(args.router)
     pool = load_pool(args.pool, bundle.pool)
     return ServeConfig(bundle, pool, RequestLog(args.log, args.log_prompts), args.timeout_s,
