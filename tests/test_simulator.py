@@ -17,6 +17,7 @@ from scipy.integrate import quad
 from scipy.special import expit
 from scipy.stats import norm
 
+from benchmark.data.simulator import truth as truth_module
 from benchmark.data.simulator import (
     DEFAULT_MODELS,
     PRESETS,
@@ -374,6 +375,49 @@ def test_completion_stats_hand_and_brute_force():
         comp = np.minimum(n, 50)
         assert mean[i] == pytest.approx((p_n * comp).sum() + 50 * (1 - cdf[-1]), rel=1e-12)
         assert cut[i] == pytest.approx(p_n[n >= 50].sum() + (1 - cdf[-1]), abs=1e-12)
+
+
+def test_smooth_map_interpolates_and_falls_back_where_it_has_not_converged():
+    x = np.concatenate([np.linspace(-14.0, 14.0, 2001), [-0.25, 0.0, 0.25, 1e-300]])
+    got = truth_module.smooth_map(expit, x, 0.5)
+    assert np.abs(got - expit(x)).max() <= 1e-15  # a few ulps of values up to 1
+    # a kink inside a cell: no polynomial converges there, so that cell is evaluated directly
+    kink = lambda t: np.abs(t - 0.3)  # noqa: E731
+    xs = np.array([0.26, 0.3, 0.31, 0.49, 0.7, 2.2])
+    got = truth_module.smooth_map(kink, xs, 0.5)
+    np.testing.assert_array_equal(got[:4], kink(xs[:4]))  # the cell [0, 0.5)
+    assert np.abs(got[4:] - kink(xs[4:])).max() <= 1e-15  # smooth cells: interpolated
+    assert truth_module.smooth_map(expit, np.empty((0, 3)), 0.5).shape == (0, 3)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interpolated_truth_agrees_with_direct_evaluation(preset, seed, monkeypatch):
+    """The interpolated expected tokens and rewrite moment (simulator version 2) against their
+    direct evaluation at every pair (version 1): the truth table within 1e-13 (``mu_q`` and
+    ``sigma_q`` bit for bit), the variance split within 1e-14."""
+    cfg = PRESETS[preset]
+    rng = np.random.default_rng(seed)
+    q = 400
+    logit = np.concatenate([rng.normal(0.0, 3.0, (q - 2, 6)), np.full((1, 6), -16.0), np.full((1, 6), 16.0)])
+    logit = logit[:, : len(cfg.models)]
+    verb = cfg.verbosity_scale * np.array([m.verbosity for m in cfg.models])
+    median = verb[None, :] * np.exp(rng.normal(0.0, 1.0, (q, 1)))
+    tokens = rng.integers(20, 2000, logit.shape).astype(float)
+    t_new, d_new = pair_truth(cfg, logit, tokens, median, cfg.test_temperatures)
+    monkeypatch.setattr(truth_module, "smooth_map", lambda fun, x, cell: fun(x.ravel()).reshape(x.shape))
+    t_old, d_old = pair_truth(cfg, logit, tokens, median, cfg.test_temperatures)
+    np.testing.assert_array_equal(t_new.mu_q, t_old.mu_q)
+    np.testing.assert_array_equal(t_new.sigma_q, t_old.sigma_q)
+    np.testing.assert_array_equal(d_new.p_keep, d_old.p_keep)
+    np.testing.assert_array_equal(d_new.decoding_mu_q, d_old.decoding_mu_q)
+    assert np.abs(t_new.mu_c - t_old.mu_c).max() <= 1e-13
+    rel = np.abs(d_new.mean_completion_tokens / d_old.mean_completion_tokens - 1.0).max()
+    assert rel <= 1e-14
+    assert np.abs(d_new.var_input - d_old.var_input).max() <= 1e-14
+    assert np.abs(d_new.var_output - d_old.var_output).max() <= 1e-14
+    # the direct expected tokens are those of the public reference
+    np.testing.assert_array_equal(d_old.mean_completion_tokens, completion_stats(cfg, median)[0])
 
 
 def _mc_check(data, block_key: str, split: str = "train") -> None:
