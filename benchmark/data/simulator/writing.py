@@ -245,11 +245,12 @@ def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "json
     )
 
 
-def _simulate_and_write_train(
-    cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, path: Path, fmt: str
+def _simulate_and_write_split(
+    cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, split: str, path: Path, fmt: str
 ) -> tuple[str, np.ndarray, TruthTable]:
-    """Worker: simulate the training split, write its file; return what ``truth.csv`` needs."""
-    sp = split_job(cfg, "train", skill, seed)
+    """Simulate one split and write its file; return what ``truth.csv`` needs (what the second
+    process runs)."""
+    sp = split_job(cfg, split, skill, seed)
     write_split_batches(path, _split_rows(cfg, name, sp), fmt)
     return _truth_part(sp)
 
@@ -260,24 +261,24 @@ def simulate_to_files(
 ) -> Path:  # fmt: skip
     """``write_data(simulate(cfg, seed, name), out_dir, fmt)``, the same files byte for byte; with
     two workers (:func:`~benchmark.data.simulator.sampling.split_workers`) a second process
-    simulates and writes the training split while this one does the test split."""
+    simulates and writes the test split while this one does the training split (the larger file:
+    the second process's start-up overlaps with it)."""
     if split_workers(cfg, workers) == 1:
         return write_data(simulate(cfg, seed, name=name, workers=1), out_dir, fmt)
     skill = world_skill(cfg, seed)
     seed = int(seed)
     folder = Path(out_dir) / name
+    args = (cfg, seed, name, skill, "test", folder / split_file_name("test", fmt), fmt)
     with second_process() as pool:
-        train_job = pool.submit(
-            _simulate_and_write_train, cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt
+        test_job = pool.submit(_simulate_and_write_split, *args)
+        train_part = _simulate_and_write_split(
+            cfg, seed, name, skill, "train", folder / split_file_name("train", fmt), fmt
         )
-        test = split_job(cfg, "test", skill, seed)
-        write_split_batches(folder / split_file_name("test", fmt), _split_rows(cfg, name, test), fmt)
         try:
-            train_part = train_job.result()
+            test_part = test_job.result()
         except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
-            train_part = _simulate_and_write_train(cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt)
-    truth = _truth_frame(cfg.model_names, [train_part, _truth_part(test)])
-    write_dars_side_files(folder, _metadata(cfg, seed, name), truth)
+            test_part = _simulate_and_write_split(*args)
+    write_dars_side_files(folder, _metadata(cfg, seed, name), _truth_frame(cfg.model_names, [train_part, test_part]))
     return folder
 
 
