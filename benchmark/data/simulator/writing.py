@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from benchmark.data.dars_format import (
     split_file_name,
+    truth_csv_rows,
     write_dars_side_files,
     write_dars_tables,
     write_split_batches,
@@ -245,14 +246,19 @@ def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "json
     )
 
 
+def _truth_rows(models: tuple[str, ...], part: tuple[str, np.ndarray, TruthTable]) -> bytes:
+    """One split's ``truth.csv`` lines (no header)."""
+    return truth_csv_rows(_truth_frame(models, [part]))
+
+
 def _simulate_and_write_split(
     cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, split: str, path: Path, fmt: str
-) -> tuple[str, np.ndarray, TruthTable]:
-    """Simulate one split and write its file; return what ``truth.csv`` needs (what the second
+) -> bytes:
+    """Simulate one split and write its file; return its ``truth.csv`` lines (what the second
     process runs)."""
     sp = split_job(cfg, split, skill, seed)
     write_split_batches(path, _split_rows(cfg, name, sp), fmt)
-    return _truth_part(sp)
+    return _truth_rows(cfg.model_names, _truth_part(sp))
 
 
 def simulate_to_files(
@@ -261,8 +267,8 @@ def simulate_to_files(
 ) -> Path:  # fmt: skip
     """``write_data(simulate(cfg, seed, name), out_dir, fmt)``, the same files byte for byte; with
     two workers (:func:`~benchmark.data.simulator.sampling.split_workers`) a second process
-    simulates and writes the test split while this one does the training split (the larger file:
-    the second process's start-up overlaps with it)."""
+    simulates and writes the test split, then formats the training split's ``truth.csv`` lines,
+    while this one simulates and writes the (larger) training split."""
     if split_workers(cfg, workers) == 1:
         return write_data(simulate(cfg, seed, name=name, workers=1), out_dir, fmt)
     skill = world_skill(cfg, seed)
@@ -271,14 +277,16 @@ def simulate_to_files(
     args = (cfg, seed, name, skill, "test", folder / split_file_name("test", fmt), fmt)
     with second_process() as pool:
         test_job = pool.submit(_simulate_and_write_split, *args)
-        train_part = _simulate_and_write_split(
-            cfg, seed, name, skill, "train", folder / split_file_name("train", fmt), fmt
-        )
+        train = split_job(cfg, "train", skill, seed)
+        train_part = _truth_part(train)
+        rows_job = pool.submit(_truth_rows, cfg.model_names, train_part)
+        write_split_batches(folder / split_file_name("train", fmt), _split_rows(cfg, name, train), fmt)
+        del train
         try:
-            test_part = test_job.result()
+            test_rows, train_rows = test_job.result(), rows_job.result()
         except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
-            test_part = _simulate_and_write_split(*args)
-    write_dars_side_files(folder, _metadata(cfg, seed, name), _truth_frame(cfg.model_names, [train_part, test_part]))
+            test_rows, train_rows = _simulate_and_write_split(*args), _truth_rows(cfg.model_names, train_part)
+    write_dars_side_files(folder, _metadata(cfg, seed, name), [train_rows, test_rows])
     return folder
 
 
