@@ -17,7 +17,6 @@ from scipy.integrate import quad
 from scipy.special import expit
 from scipy.stats import norm
 
-from benchmark.data.simulator import truth as truth_module
 from benchmark.data.simulator import (
     DEFAULT_MODELS,
     PRESETS,
@@ -35,6 +34,7 @@ from benchmark.data.simulator import (
     write_data,
     write_simulated,
 )
+from benchmark.data.simulator import truth as truth_module
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SimulatorConfig(n_train=12, n_test=8)
@@ -382,7 +382,7 @@ def test_smooth_map_interpolates_and_falls_back_where_it_has_not_converged():
     got = truth_module.smooth_map(expit, x, 0.5)
     assert np.abs(got - expit(x)).max() <= 1e-15  # a few ulps of values up to 1
     # a kink inside a cell: no polynomial converges there, so that cell is evaluated directly
-    kink = lambda t: np.abs(t - 0.3)  # noqa: E731
+    kink = lambda t: np.abs(t - 0.3)
     xs = np.array([0.26, 0.3, 0.31, 0.49, 0.7, 2.2])
     got = truth_module.smooth_map(kink, xs, 0.5)
     np.testing.assert_array_equal(got[:4], kink(xs[:4]))  # the cell [0, 0.5)
