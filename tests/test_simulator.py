@@ -388,6 +388,8 @@ def test_smooth_map_interpolates_and_falls_back_where_it_has_not_converged():
     np.testing.assert_array_equal(got[:4], kink(xs[:4]))  # the cell [0, 0.5)
     assert np.abs(got[4:] - kink(xs[4:])).max() <= 1e-15  # smooth cells: interpolated
     assert truth_module.smooth_map(expit, np.empty((0, 3)), 0.5).shape == (0, 3)
+    with pytest.raises(ValueError, match="finite"):
+        truth_module.smooth_map(expit, np.array([0.0, np.nan]), 0.5)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -99,6 +99,8 @@ def smooth_map(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, cell: flo
     flat = x.reshape(-1)
     if flat.size == 0:
         return np.empty_like(x)
+    if not np.isfinite(flat).all():
+        raise ValueError("smooth_map needs finite arguments")
     n = _CELL_DEGREE + 1
     theta = np.pi * (np.arange(n) + 0.5) / n
     k = np.floor(flat / cell)
