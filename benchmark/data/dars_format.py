@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.errors import DataError
 from benchmark.data.io import (
+    atomic_write_bytes,
     atomic_write_frame,
     atomic_write_json,
     atomic_write_text,
@@ -118,15 +119,35 @@ def write_dars_jsonl(
     return folder
 
 
-def write_dars_side_files(folder: Path, metadata: dict | None, truth: pd.DataFrame | None) -> None:
-    """``metadata.json`` and ``truth.csv`` of a dataset folder (each atomically, where given)."""
+def write_dars_side_files(
+    folder: Path, metadata: dict | None, truth: pd.DataFrame | Sequence[bytes] | None
+) -> None:
+    """``metadata.json`` and ``truth.csv`` of a dataset folder (each atomically, where given).
+
+    ``truth`` is a frame with :data:`TRUTH_COLUMNS`, or the file's rows already formatted in
+    parts by :func:`truth_csv_rows` (so two processes can each format their own split's rows):
+    the same bytes either way."""
     if metadata is not None:
         atomic_write_json(folder / METADATA_FILE, metadata)
-    if truth is not None:
-        missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
-        if missing:
-            raise ValueError(f"truth frame lacks columns {missing}")
-        atomic_write_frame(folder / TRUTH_FILE, truth.loc[:, list(TRUTH_COLUMNS)])
+    if truth is None:
+        return
+    if isinstance(truth, pd.DataFrame):
+        atomic_write_frame(folder / TRUTH_FILE, _truth_columns(truth))
+    else:
+        atomic_write_bytes(folder / TRUTH_FILE, ",".join(TRUTH_COLUMNS).encode() + b"\n" + b"".join(truth))
+
+
+def _truth_columns(truth: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise ValueError(f"truth frame lacks columns {missing}")
+    return truth.loc[:, list(TRUTH_COLUMNS)]
+
+
+def truth_csv_rows(truth: pd.DataFrame) -> bytes:
+    """The ``truth.csv`` lines of these rows, without the header, exactly as
+    :func:`write_dars_side_files` writes them (pandas formats each row on its own)."""
+    return _truth_columns(truth).to_csv(index=False, header=False).encode()
 
 
 def read_dars_rows(path: str | os.PathLike) -> pd.DataFrame:

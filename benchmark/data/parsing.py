@@ -341,22 +341,20 @@ def _encode(col: pa.Array) -> tuple[np.ndarray, list] | None:
     type the fast path does not take."""
     t = col.type
     if pa.types.is_dictionary(t):
-        values = col.dictionary.to_pylist()
         codes = col.indices.to_numpy(zero_copy_only=False)
         if col.indices.null_count:
             codes = np.where(np.asarray(col.indices.is_valid()), codes, -1)
         codes = codes.astype(np.int64)
-        # dictionaries may hold unused or repeated entries: renumber by first appearance
+        # dictionaries may hold unused or repeated entries (a Parquet batch carries its row
+        # group's whole dictionary): only the used entries become Python values, taken in order
+        # of first appearance, so repeated values merge into their first appearance
+        uniq, first = np.unique(codes[codes >= 0], return_index=True)
+        used = uniq[np.argsort(first, kind="stable")]
         seen: dict = {}
-        lut = np.array([seen.setdefault(v, len(seen)) for v in values] + [-1], dtype=np.int64)
-        codes = lut[codes]
-        valid = codes >= 0
-        uniq, first = np.unique(codes[valid], return_index=True)
-        order = uniq[np.argsort(first, kind="stable")]
-        renum = np.full(len(seen) + 1, -1, dtype=np.int64)
-        renum[order] = np.arange(order.size)
-        distinct = list(seen)
-        return renum[codes].astype(np.int32), [distinct[k] for k in order]
+        ids = [seen.setdefault(v, len(seen)) for v in col.dictionary.take(pa.array(used)).to_pylist()]
+        lut = np.full(len(col.dictionary) + 1, -1, dtype=np.int64)  # lut[-1]: null stays -1
+        lut[used] = ids
+        return lut[codes].astype(np.int32), list(seen)
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
             or pa.types.is_boolean(t) or pa.types.is_null(t)):  # fmt: skip
         return None

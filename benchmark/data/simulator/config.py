@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from benchmark.data.simulator.text import TOPIC_VOCAB
 
-#: Bumped whenever the generative model or the file layout changes (it keys the cache).
-SIMULATOR_VERSION = "1"
+#: Bumped whenever the generative model, the file layout or the bits of the truth change (it keys
+#: the cache). 2: interpolated expected tokens and rewrite moment (docs/simulator.md, "Truth").
+SIMULATOR_VERSION = "2"
 
 Task = Literal["binary", "f1"]
 QuestionStyle = Literal["open", "multiple_choice", "reading"]

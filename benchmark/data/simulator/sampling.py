@@ -331,7 +331,7 @@ def split_workers(cfg: SimulatorConfig, workers: int | None) -> int:
 
 
 def second_process() -> ProcessPoolExecutor:
-    """One worker process for the training split. Spawned, not forked: the parent may hold
+    """One worker process for the test split. Spawned, not forked: the parent may hold
     threads (BLAS, Arrow, tqdm) that a fork would copy mid-lock."""
     return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
@@ -342,19 +342,19 @@ def simulate(
     """Draw a dataset from the generative model (in memory). Deterministic in ``(cfg, seed)``.
 
     Each split draws from its own streams, so the splits are independent computations: with
-    ``workers=2`` the training split runs in a second process while this one draws the test
+    ``workers=2`` the test split runs in a second process while this one draws the training
     split, and the result is the same, bit for bit (:func:`split_workers` picks for ``None``).
     """
     skill = world_skill(cfg, seed)
     seed = int(seed)
     if split_workers(cfg, workers) > 1:
         with second_process() as pool:
-            train_job = pool.submit(split_job, cfg, "train", skill, seed)
-            test = split_job(cfg, "test", skill, seed)
+            test_job = pool.submit(split_job, cfg, "test", skill, seed)
+            train = split_job(cfg, "train", skill, seed)
             try:
-                train = train_job.result()
+                test = test_job.result()
             except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
-                train = split_job(cfg, "train", skill, seed)
+                test = split_job(cfg, "test", skill, seed)
     else:
         train = split_job(cfg, "train", skill, seed)
         test = split_job(cfg, "test", skill, seed)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from benchmark.data.dars_format import (
     split_file_name,
+    truth_csv_rows,
     write_dars_side_files,
     write_dars_tables,
     write_split_batches,
@@ -245,13 +246,19 @@ def write_data(data: SimulatedData, out_dir: str | os.PathLike, fmt: str = "json
     )
 
 
-def _simulate_and_write_train(
-    cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, path: Path, fmt: str
-) -> tuple[str, np.ndarray, TruthTable]:
-    """Worker: simulate the training split, write its file; return what ``truth.csv`` needs."""
-    sp = split_job(cfg, "train", skill, seed)
+def _truth_rows(models: tuple[str, ...], part: tuple[str, np.ndarray, TruthTable]) -> bytes:
+    """One split's ``truth.csv`` lines (no header)."""
+    return truth_csv_rows(_truth_frame(models, [part]))
+
+
+def _simulate_and_write_split(
+    cfg: SimulatorConfig, seed: int, name: str, skill: np.ndarray, split: str, path: Path, fmt: str
+) -> bytes:
+    """Simulate one split and write its file; return its ``truth.csv`` lines (what the second
+    process runs)."""
+    sp = split_job(cfg, split, skill, seed)
     write_split_batches(path, _split_rows(cfg, name, sp), fmt)
-    return _truth_part(sp)
+    return _truth_rows(cfg.model_names, _truth_part(sp))
 
 
 def simulate_to_files(
@@ -260,24 +267,26 @@ def simulate_to_files(
 ) -> Path:  # fmt: skip
     """``write_data(simulate(cfg, seed, name), out_dir, fmt)``, the same files byte for byte; with
     two workers (:func:`~benchmark.data.simulator.sampling.split_workers`) a second process
-    simulates and writes the training split while this one does the test split."""
+    simulates and writes the test split, then formats the training split's ``truth.csv`` lines,
+    while this one simulates and writes the (larger) training split."""
     if split_workers(cfg, workers) == 1:
         return write_data(simulate(cfg, seed, name=name, workers=1), out_dir, fmt)
     skill = world_skill(cfg, seed)
     seed = int(seed)
     folder = Path(out_dir) / name
+    args = (cfg, seed, name, skill, "test", folder / split_file_name("test", fmt), fmt)
     with second_process() as pool:
-        train_job = pool.submit(
-            _simulate_and_write_train, cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt
-        )
-        test = split_job(cfg, "test", skill, seed)
-        write_split_batches(folder / split_file_name("test", fmt), _split_rows(cfg, name, test), fmt)
+        test_job = pool.submit(_simulate_and_write_split, *args)
+        train = split_job(cfg, "train", skill, seed)
+        train_part = _truth_part(train)
+        rows_job = pool.submit(_truth_rows, cfg.model_names, train_part)
+        write_split_batches(folder / split_file_name("train", fmt), _split_rows(cfg, name, train), fmt)
+        del train
         try:
-            train_part = train_job.result()
+            test_rows, train_rows = test_job.result(), rows_job.result()
         except BrokenProcessPool:  # no usable second process (e.g. a __main__ read from stdin)
-            train_part = _simulate_and_write_train(cfg, seed, name, skill, folder / split_file_name("train", fmt), fmt)
-    truth = _truth_frame(cfg.model_names, [train_part, _truth_part(test)])
-    write_dars_side_files(folder, _metadata(cfg, seed, name), truth)
+            test_rows, train_rows = _simulate_and_write_split(*args), _truth_rows(cfg.model_names, train_part)
+    write_dars_side_files(folder, _metadata(cfg, seed, name), [train_rows, test_rows])
     return folder
 
 
