@@ -5,11 +5,13 @@ intervals across seeds. Definitions and the exact resampling scheme: docs/analys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 #: Default number of bootstrap resamples and confidence level.
 RESAMPLES = 2000
@@ -56,20 +58,50 @@ def _as_draws(values: np.ndarray) -> np.ndarray:
     return v
 
 
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (``threadpool_limits`` rescans every loaded
+    library on each call, about 10 ms; numpy's BLAS is loaded before this module runs)."""
+    return ThreadpoolController()
+
+
 def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
     """``[D, B]``: per draw, the mean over the resampled queries (NaN values left out, as in
     :mod:`evaluators.metrics`). ``values`` is ``[Q]`` or ``[D, Q]``."""
-    v = _as_draws(values)
-    if v.shape[1] != rs.queries.shape[1]:
-        raise ValueError(f"{v.shape[1]} per-query values for {rs.queries.shape[1]} resampled queries")
-    ok = np.isfinite(v)
+    return draw_means_many([values], rs)[0]
+
+
+def draw_means_many(values: Sequence[np.ndarray], rs: Resamples) -> list[np.ndarray]:
+    """:func:`draw_means` of several per-query arrays (``[Q]`` or ``[D_i, Q]`` each) under one
+    BLAS thread limit.
+
+    Each array is one ``[D_i, Q] x [Q, B]`` product, as :func:`draw_means` alone computes it:
+    stacking arrays would move rows across the GEMM kernel's tiles and change last bits. A row
+    without NaN has the replicate's total count as its denominator (exact: the counts are
+    integers, so this equals the product with the finite mask); only rows with missing values
+    need that second product.
+    """
+    arrs = [_as_draws(v) for v in values]
+    n_q = rs.queries.shape[1]
+    for v in arrs:
+        if v.shape[1] != n_q:
+            raise ValueError(f"{v.shape[1]} per-query values for {n_q} resampled queries")
+    total = rs.queries.sum(axis=1)  # [B]
+    out = []
     # One BLAS thread: the last bits of a threaded GEMM depend on the thread count, and the
     # intervals must not depend on the launcher (tests/test_sweeps.py compares at tolerance 0).
-    with threadpool_limits(limits=1, user_api="blas"):
-        num = np.where(ok, v, 0.0) @ rs.queries.T
-        den = ok.astype(float) @ rs.queries.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for v in arrs:
+            ok = np.isfinite(v)
+            num = np.where(ok, v, 0.0) @ rs.queries.T
+            den = np.broadcast_to(total, num.shape)
+            partial = ~ok.all(axis=1)
+            if partial.any():
+                den = den.copy()
+                den[partial] = ok[partial].astype(float) @ rs.queries.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+    return out
 
 
 def combine_draws(per_draw: np.ndarray, rs: Resamples) -> np.ndarray:
