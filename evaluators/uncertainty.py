@@ -38,15 +38,29 @@ def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
 
 
+@lru_cache(maxsize=8)
+def _count_sequence(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Counts for ``sizes`` drawn one after the other from ``numpy.random.default_rng(seed)``,
+    read-only. Cached: every cell and paired comparison of a sweep with the same test set, draw
+    count and seed draws the same matrices (about 50 ms each)."""
+    rng = np.random.default_rng(seed)
+    out = tuple(_counts(rng, n, resamples) for n in sizes)
+    for c in out:
+        c.flags.writeable = False
+    return out
+
+
+def _ones(resamples: int) -> np.ndarray:
+    return np.ones((resamples, 1))
+
+
 def resamples(n_queries: int, n_draws: int = 1, resamples: int = RESAMPLES, seed: int = 0) -> Resamples:
     """Query and draw resampling counts from ``numpy.random.default_rng(seed)``: first the
     ``[B, Q]`` query counts, then the ``[B, D]`` draw counts (independent of the queries)."""
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
-    rng = np.random.default_rng(seed)
-    wq = _counts(rng, n_queries, resamples)
-    wd = _counts(rng, n_draws, resamples) if n_draws > 1 else np.ones((resamples, 1))
-    return Resamples(wq, wd)
+    counts = _count_sequence(int(seed), int(resamples), (int(n_queries),) + ((int(n_draws),) if n_draws > 1 else ()))
+    return Resamples(counts[0], counts[1] if n_draws > 1 else _ones(resamples))
 
 
 def _as_draws(values: np.ndarray) -> np.ndarray:
@@ -181,13 +195,16 @@ def paired_difference(
     a, b = _as_draws(a), _as_draws(b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"arms have {a.shape[1]} and {b.shape[1]} test queries")
-    rng = np.random.default_rng(seed)
-    wq = _counts(rng, a.shape[1], resamples_n)
-    wa = _counts(rng, a.shape[0], resamples_n) if a.shape[0] > 1 else np.ones((resamples_n, 1))
+    # Drawn in this order from default_rng(seed): queries, a's draws, b's (unless shared).
+    sizes = (a.shape[1],) + tuple(d for d in ((a.shape[0],) + ((b.shape[0],) if b.shape[0] != a.shape[0] else ()))
+                                  if d > 1)
+    counts = list(_count_sequence(int(seed), int(resamples_n), sizes))
+    wq = counts.pop(0)
+    wa = counts.pop(0) if a.shape[0] > 1 else _ones(resamples_n)
     if b.shape[0] == a.shape[0]:
         wb = wa
     else:
-        wb = _counts(rng, b.shape[0], resamples_n) if b.shape[0] > 1 else np.ones((resamples_n, 1))
+        wb = counts.pop(0) if b.shape[0] > 1 else _ones(resamples_n)
     reps = replicates(a, Resamples(wq, wa)) - replicates(b, Resamples(wq, wb))
     lo, hi = percentile_interval(reps, level)
     return {"diff": point_estimate(a) - point_estimate(b), "low": lo, "high": hi, "p": p_value(reps)}
