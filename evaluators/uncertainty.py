@@ -39,15 +39,25 @@ def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _count_sequence(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """Counts for ``sizes`` drawn one after the other from ``numpy.random.default_rng(seed)``,
-    read-only. Cached: every cell and paired comparison of a sweep with the same test set, draw
-    count and seed draws the same matrices (about 50 ms each)."""
+def _count_prefix(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], dict]:
+    """Counts for ``sizes`` drawn one after the other from ``numpy.random.default_rng(seed)``
+    (read-only) and the generator's state after them. A sequence extends its cached prefix: the
+    DARS cell's ``(Q,)`` query counts are the first matrix of the single-shot cell's ``(Q, D)``."""
+    if not sizes:
+        return (), np.random.default_rng(seed).bit_generator.state
+    head, state = _count_prefix(seed, resamples, sizes[:-1])
     rng = np.random.default_rng(seed)
-    out = tuple(_counts(rng, n, resamples) for n in sizes)
-    for c in out:
-        c.flags.writeable = False
-    return out
+    rng.bit_generator.state = state
+    counts = _counts(rng, sizes[-1], resamples)
+    counts.flags.writeable = False
+    return head + (counts,), rng.bit_generator.state
+
+
+def _count_sequence(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Cached counts drawn in order from ``default_rng(seed)`` (:func:`_count_prefix`): every
+    cell and paired comparison of a sweep with the same test set, draw count and seed reuses
+    them (about 50 ms a matrix)."""
+    return _count_prefix(int(seed), int(resamples), tuple(int(n) for n in sizes))[0]
 
 
 def _ones(resamples: int) -> np.ndarray:
