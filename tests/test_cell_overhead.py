@@ -100,6 +100,10 @@ def test_cell_intervals_equal_one_interval_per_metric():
     router_iv, base_iv = cell_intervals(router, base, rs)
     for k, v in router.items():
         assert router_iv[k] == list(U.interval(v, rs))
+        # by hand: per-draw means of the listed queries, then the draws' counts as weights
+        per_draw = replicate_means_by_hand(v, rs.queries)
+        reps = (per_draw * rs.draws.T).sum(axis=0) / rs.draws.sum(axis=1)
+        np.testing.assert_allclose(router_iv[k], U.percentile_interval(reps), rtol=0, atol=1e-12)
     for n in names:
         for k, v in base[n].items():
             assert base_iv[n][k] == list(U.interval(v, rs))
