@@ -5,6 +5,9 @@ from shared means, and the dataset a sweep's cells reuse."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -133,6 +136,11 @@ def test_a_sweeps_cells_reuse_the_dataset_read_last(tmp_path):
     again = S.load_dataset(cfg(20))  # one entry only: read again, same content
     assert again is not first and again.source["content_hash"] == first.source["content_hash"]
     np.testing.assert_array_equal(again.train.score, first.train.score)
+    # a data file edited since: read again
+    data_file = Path(again.source["paths"][0])
+    stat = data_file.stat()
+    os.utime(data_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert S.load_dataset(cfg(20)) is not again
     S._LAST_DATASET.clear()
 
 

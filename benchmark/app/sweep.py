@@ -165,24 +165,38 @@ def dataset_key(cfg: DictConfig) -> str:
                       sort_keys=True, default=str)
 
 
-#: The dataset this process loaded last, ``(dataset_key, dataset)``: the cells of a sweep that
-#: runs in one process (the basic launcher) reuse what :func:`prepare_caches` or the previous
-#: cell read instead of parsing the cache again. One entry, so memory holds one dataset.
-_LAST_DATASET: list[tuple[str, Any]] = []
+#: The dataset this process loaded last, ``(dataset_key, file stamps, dataset)``: the cells of a
+#: sweep that runs in one process (the basic launcher) reuse what :func:`prepare_caches` or the
+#: previous cell read instead of parsing the cache again. One entry, so memory holds one dataset.
+_LAST_DATASET: list[tuple[str, tuple, Any]] = []
+
+
+def _file_stamps(data: Any) -> tuple:
+    """(path, size, mtime) of every file the dataset was read from: an edited file is read again."""
+    out = []
+    for path in (data.source or {}).get("paths") or []:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path), None, None))
+    return tuple(out)
 
 
 def load_dataset(cfg: DictConfig, source: Any | None = None) -> Any:
     """The cell's dataset (raw costs): the one loaded last in this process when ``cfg`` names
-    the same dataset config and cache folder, else ``source.load`` (``source``: the
-    instantiated ``cfg.dataset``). Cells never modify a dataset (run_cell builds normalised
-    copies)."""
+    the same dataset config and cache folder and its files are unchanged, else ``source.load``
+    (``source``: the instantiated ``cfg.dataset``). Cells never modify a dataset (run_cell builds
+    normalised copies)."""
     key = dataset_key(cfg)
-    if _LAST_DATASET and _LAST_DATASET[0][0] == key:
-        return _LAST_DATASET[0][1]
+    if _LAST_DATASET:
+        last_key, stamps, data = _LAST_DATASET[0]
+        if last_key == key and _file_stamps(data) == stamps:
+            return data
     _LAST_DATASET.clear()  # release the previous one before reading the next
     source = instantiate(cfg.dataset) if source is None else source
     data = source.load(Path(os.path.expanduser(str(cfg.cache_dir))))
-    _LAST_DATASET.append((key, data))
+    _LAST_DATASET.append((key, _file_stamps(data), data))
     return data
 
 
