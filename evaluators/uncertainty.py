@@ -38,7 +38,12 @@ def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
 
 
-@lru_cache(maxsize=8)
+#: Largest count sequence kept in the cache (bytes): bigger ones (tens of thousands of test
+#: queries) are drawn afresh for each cell, as before, so the cache never holds much memory.
+_CACHE_BYTES = 16 * 2**20
+
+
+@lru_cache(maxsize=6)
 def _count_prefix(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], dict]:
     """Counts for ``sizes`` drawn one after the other from ``numpy.random.default_rng(seed)``
     (read-only) and the generator's state after them. A sequence extends its cached prefix: the
@@ -56,8 +61,12 @@ def _count_prefix(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[tu
 def _count_sequence(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """Cached counts drawn in order from ``default_rng(seed)`` (:func:`_count_prefix`): every
     cell and paired comparison of a sweep with the same test set, draw count and seed reuses
-    them (about 50 ms a matrix)."""
-    return _count_prefix(int(seed), int(resamples), tuple(int(n) for n in sizes))[0]
+    them (about 50 ms a matrix). Sequences over :data:`_CACHE_BYTES` are not cached."""
+    sizes = tuple(int(n) for n in sizes)
+    if 8 * int(resamples) * sum(sizes) > _CACHE_BYTES:
+        rng = np.random.default_rng(seed)
+        return tuple(_counts(rng, n, resamples) for n in sizes)
+    return _count_prefix(int(seed), int(resamples), sizes)[0]
 
 
 def _ones(resamples: int) -> np.ndarray:

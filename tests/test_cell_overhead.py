@@ -68,7 +68,7 @@ def test_row_totals_are_the_exact_denominators():
     np.testing.assert_array_equal(ones @ rs.queries.T, totals[None])
 
 
-def test_cached_counts_equal_a_fresh_generator_in_any_order():
+def test_cached_counts_equal_a_fresh_generator_in_any_order(monkeypatch):
     def fresh(q: int, d: int, b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
         wq = U._counts(rng, q, b)
@@ -81,6 +81,15 @@ def test_cached_counts_equal_a_fresh_generator_in_any_order():
         np.testing.assert_array_equal(rs.queries, wq)
         np.testing.assert_array_equal(rs.draws, wd)
         assert not rs.queries.flags.writeable  # shared between cells: nobody may write into it
+    # Sequences too large for the cache are drawn afresh: the same numbers, writable, not kept.
+    cached = U._count_prefix.cache_info().currsize
+    with monkeypatch.context() as m:
+        m.setattr(U, "_CACHE_BYTES", 0)
+        rs = U.resamples(20, 6, 30, 5)
+    wq, wd = fresh(20, 6, 30, 5)
+    np.testing.assert_array_equal(rs.queries, wq)
+    np.testing.assert_array_equal(rs.draws, wd)
+    assert rs.queries.flags.writeable and U._count_prefix.cache_info().currsize == cached
     # The paired bootstrap draws its own sequence (queries, then arm a's draws, then b's).
     x = np.random.default_rng(4).random((6, 20))
     y = np.random.default_rng(5).random((2, 20))
