@@ -150,7 +150,8 @@ def test_a_sweeps_cells_reuse_the_dataset_read_last(tmp_path):
     stat = data_file.stat()
     os.utime(data_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert S.load_dataset(cfg(20)) is not again
-    S._LAST_DATASET.clear()
+    S.release_dataset()
+    assert S._LAST_DATASET == []
 
 
 @pytest.mark.parametrize("bad", [0, -1])

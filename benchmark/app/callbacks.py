@@ -70,6 +70,7 @@ class LeaderboardCallback(Callback):
             print(f"darsbench: cache not prepared for {line}", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        S.release_dataset()  # the cells are done: the leaderboards run without the dataset in memory
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return

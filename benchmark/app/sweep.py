@@ -200,6 +200,11 @@ def load_dataset(cfg: DictConfig, source: Any | None = None) -> Any:
     return data
 
 
+def release_dataset() -> None:
+    """Forget the dataset kept by :func:`load_dataset` (the sweep's cells are done)."""
+    _LAST_DATASET.clear()
+
+
 def prepare_caches(configs: list[DictConfig]) -> list[str]:
     """Load every distinct dataset and compute every distinct (dataset, features) pair once,
     filling ``cache_dir`` before the cells start. Returns one line per failure: a cell whose
