@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from tqdm.auto import tqdm
 
 from benchmark.data.io import atomic_write_npz, atomic_write_text, atomic_write_with
@@ -114,6 +113,10 @@ class TfidfFeaturizer(Featurizer):
 
     def vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
         """The unfitted ``TfidfVectorizer`` of these parameters (``vocabulary``: fixed terms)."""
+        # Heavy module imported where needed (tests/test_layering.py, LAZY_HEAVY): MiniLM
+        # features never load scikit-learn's text module.
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             ngram_range=self.ngram_range,
             max_features=self.max_features,

@@ -356,8 +356,8 @@ def sweep_replicates(
     ok = np.isfinite(q_sel) & np.isfinite(c_sel)
     q_sel, c_sel = np.where(ok, q_sel, np.nan), np.where(ok, c_sel, np.nan)
     b = rs.n
-    mc = U.draw_means(c_sel.reshape(n_p * n_d, n_q), rs).reshape(n_p, n_d, b)
-    mq = U.draw_means(q_sel.reshape(n_p * n_d, n_q), rs).reshape(n_p, n_d, b)
+    mc, mq = (m.reshape(n_p, n_d, b) for m in U.draw_means_many(
+        [c_sel.reshape(n_p * n_d, n_q), q_sel.reshape(n_p * n_d, n_q)], rs))
     return U.combine_draws(mc, rs), U.combine_draws(mq, rs)
 
 

@@ -1,20 +1,22 @@
 """Figures (the only module importing matplotlib): diagnostics bars, draw histograms, frontier
 and budget / learning curves. Each is drawn on its own Agg ``Figure`` (no pyplot) and written
-atomically. Inputs and figures: docs/analyses.md, section 3."""
+atomically. matplotlib loads with the first figure, not with this module (about 0.5 s; a
+single cell never draws one). Inputs and figures: docs/analyses.md, section 3."""
 
 from __future__ import annotations
 
 import os
 import io
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from benchmark.data.io import atomic_write_bytes
 from evaluators.frontier import upper_hull
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: (diagnose key, legend label) of the instability panel (paper Fig. 2a).
 INSTABILITY_BARS = (
@@ -31,6 +33,10 @@ VARIANCE_BARS = (
 
 
 def _new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
+    # heavy (LAZY_HEAVY in tests/test_layering.py): only a leaderboard or diagnostics figure needs it
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig

@@ -5,11 +5,13 @@ intervals across seeds. Definitions and the exact resampling scheme: docs/analys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 #: Default number of bootstrap resamples and confidence level.
 RESAMPLES = 2000
@@ -36,15 +38,48 @@ def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
 
 
+#: Largest count sequence kept in the cache (bytes): bigger ones (tens of thousands of test
+#: queries) are drawn afresh for each cell, as before, so the cache never holds much memory.
+_CACHE_BYTES = 16 * 2**20
+
+
+@lru_cache(maxsize=6)
+def _count_prefix(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], dict]:
+    """Counts for ``sizes`` drawn one after the other from ``numpy.random.default_rng(seed)``
+    (read-only) and the generator's state after them. A sequence extends its cached prefix: the
+    DARS cell's ``(Q,)`` query counts are the first matrix of the single-shot cell's ``(Q, D)``."""
+    if not sizes:
+        return (), np.random.default_rng(seed).bit_generator.state
+    head, state = _count_prefix(seed, resamples, sizes[:-1])
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.state = state
+    counts = _counts(rng, sizes[-1], resamples)
+    counts.flags.writeable = False
+    return head + (counts,), rng.bit_generator.state
+
+
+def _count_sequence(seed: int, resamples: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Cached counts drawn in order from ``default_rng(seed)`` (:func:`_count_prefix`): every
+    cell and paired comparison of a sweep with the same test set, draw count and seed reuses
+    them (about 50 ms a matrix). Sequences over :data:`_CACHE_BYTES` are not cached."""
+    sizes = tuple(int(n) for n in sizes)
+    if 8 * int(resamples) * sum(sizes) > _CACHE_BYTES:
+        rng = np.random.default_rng(seed)
+        return tuple(_counts(rng, n, resamples) for n in sizes)
+    return _count_prefix(int(seed), int(resamples), sizes)[0]
+
+
+def _ones(resamples: int) -> np.ndarray:
+    return np.ones((resamples, 1))
+
+
 def resamples(n_queries: int, n_draws: int = 1, resamples: int = RESAMPLES, seed: int = 0) -> Resamples:
     """Query and draw resampling counts from ``numpy.random.default_rng(seed)``: first the
     ``[B, Q]`` query counts, then the ``[B, D]`` draw counts (independent of the queries)."""
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
-    rng = np.random.default_rng(seed)
-    wq = _counts(rng, n_queries, resamples)
-    wd = _counts(rng, n_draws, resamples) if n_draws > 1 else np.ones((resamples, 1))
-    return Resamples(wq, wd)
+    counts = _count_sequence(int(seed), int(resamples), (int(n_queries),) + ((int(n_draws),) if n_draws > 1 else ()))
+    return Resamples(counts[0], counts[1] if n_draws > 1 else _ones(resamples))
 
 
 def _as_draws(values: np.ndarray) -> np.ndarray:
@@ -56,20 +91,50 @@ def _as_draws(values: np.ndarray) -> np.ndarray:
     return v
 
 
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (``threadpool_limits`` rescans every loaded
+    library on each call, about 10 ms; numpy's BLAS is loaded before this module runs)."""
+    return ThreadpoolController()
+
+
 def draw_means(values: np.ndarray, rs: Resamples) -> np.ndarray:
     """``[D, B]``: per draw, the mean over the resampled queries (NaN values left out, as in
     :mod:`evaluators.metrics`). ``values`` is ``[Q]`` or ``[D, Q]``."""
-    v = _as_draws(values)
-    if v.shape[1] != rs.queries.shape[1]:
-        raise ValueError(f"{v.shape[1]} per-query values for {rs.queries.shape[1]} resampled queries")
-    ok = np.isfinite(v)
+    return draw_means_many([values], rs)[0]
+
+
+def draw_means_many(values: Sequence[np.ndarray], rs: Resamples) -> list[np.ndarray]:
+    """:func:`draw_means` of several per-query arrays (``[Q]`` or ``[D_i, Q]`` each) under one
+    BLAS thread limit.
+
+    Each array is one ``[D_i, Q] x [Q, B]`` product, as :func:`draw_means` alone computes it:
+    stacking arrays would move rows across the GEMM kernel's tiles and change last bits. A row
+    without NaN has the replicate's total count as its denominator (exact: the counts are
+    integers, so this equals the product with the finite mask); only rows with missing values
+    need that second product.
+    """
+    arrs = [_as_draws(v) for v in values]
+    n_q = rs.queries.shape[1]
+    for v in arrs:
+        if v.shape[1] != n_q:
+            raise ValueError(f"{v.shape[1]} per-query values for {n_q} resampled queries")
+    total = rs.queries.sum(axis=1)  # [B]
+    out = []
     # One BLAS thread: the last bits of a threaded GEMM depend on the thread count, and the
     # intervals must not depend on the launcher (tests/test_sweeps.py compares at tolerance 0).
-    with threadpool_limits(limits=1, user_api="blas"):
-        num = np.where(ok, v, 0.0) @ rs.queries.T
-        den = ok.astype(float) @ rs.queries.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for v in arrs:
+            ok = np.isfinite(v)
+            num = np.where(ok, v, 0.0) @ rs.queries.T
+            den = np.broadcast_to(total, num.shape)
+            partial = ~ok.all(axis=1)
+            if partial.any():
+                den = den.copy()
+                den[partial] = ok[partial].astype(float) @ rs.queries.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+    return out
 
 
 def combine_draws(per_draw: np.ndarray, rs: Resamples) -> np.ndarray:
@@ -149,13 +214,16 @@ def paired_difference(
     a, b = _as_draws(a), _as_draws(b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"arms have {a.shape[1]} and {b.shape[1]} test queries")
-    rng = np.random.default_rng(seed)
-    wq = _counts(rng, a.shape[1], resamples_n)
-    wa = _counts(rng, a.shape[0], resamples_n) if a.shape[0] > 1 else np.ones((resamples_n, 1))
+    # Drawn in this order from default_rng(seed): queries, a's draws, b's (unless shared).
+    sizes = (a.shape[1],) + tuple(d for d in ((a.shape[0],) + ((b.shape[0],) if b.shape[0] != a.shape[0] else ()))
+                                  if d > 1)
+    counts = list(_count_sequence(int(seed), int(resamples_n), sizes))
+    wq = counts.pop(0)
+    wa = counts.pop(0) if a.shape[0] > 1 else _ones(resamples_n)
     if b.shape[0] == a.shape[0]:
         wb = wa
     else:
-        wb = _counts(rng, b.shape[0], resamples_n) if b.shape[0] > 1 else np.ones((resamples_n, 1))
+        wb = counts.pop(0) if b.shape[0] > 1 else _ones(resamples_n)
     reps = replicates(a, Resamples(wq, wa)) - replicates(b, Resamples(wq, wb))
     lo, hi = percentile_interval(reps, level)
     return {"diff": point_estimate(a) - point_estimate(b), "low": lo, "high": hi, "p": p_value(reps)}

@@ -42,6 +42,8 @@ LAZY_HEAVY = {
     "onnxruntime": "MiniLM on the ONNX backend (features=minilm), not needed by TF-IDF",
     "tokenizers": "MiniLM's word-piece tokenizer on the ONNX backend",
     "sympy": "math-answer scoring of darsbench-collect; the CLI's config schema imports its module",
+    "matplotlib": "about 0.5 s; only evaluators/plots.py draws figures (sweep-end leaderboard, diagnostics)",
+    "sklearn.feature_extraction": "TF-IDF features only (about 0.2 s on top of sklearn.base)",
 }
 
 
@@ -82,13 +84,16 @@ def _target(node: ast.ImportFrom, module: str, path: Path) -> str:
 
 def imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
     """``(imported module, line, inside a function)`` for every import of ``module``; a
-    from-import of a submodule counts as an import of that submodule."""
+    from-import of a submodule counts as an import of that submodule. Imports under ``if
+    TYPE_CHECKING:`` never run and are not counted."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[tuple[str, int, bool]] = []
     seen: set[tuple[str, int, bool]] = set()
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                continue  # annotations only: never executed
             inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             names: list[str] = []
             if isinstance(child, ast.Import):
@@ -166,6 +171,9 @@ def test_the_reader_sees_every_edge():
     cli = {t for t, _, _ in imports("benchmark.app.cli", MODULES["benchmark.app.cli"])}
     assert {"benchmark.app.run", "benchmark.app.sweep", "benchmark.data.loader"} <= cli
     assert len(MODULES) > 40
+    plots = imports("evaluators.plots", MODULES["evaluators.plots"])
+    assert ("matplotlib.figure", True) in {(t, inside) for t, _, inside in plots}  # the lazy one
+    assert ("matplotlib.figure", False) not in {(t, inside) for t, _, inside in plots}  # TYPE_CHECKING
 
 
 def test_application_layer_imports_nothing_inside_functions():
@@ -236,15 +244,15 @@ finally:
 """
 
 
-def knn_sweep_modules(tmp_path: Path, features: str) -> list[str]:
+def knn_sweep_modules(tmp_path: Path, features: str, *extra: str) -> list[str]:
     """Modules loaded by a kNN single_shot + dars sweep run through the CLI in a fresh process
-    (caches, both cells, leaderboards)."""
+    (caches, both cells, leaderboards); ``extra``: more overrides."""
     sweep = tmp_path / "sweep"
     env = {**os.environ, "DARSBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(REPO)}
     args = ["-m", "router=knn", "supervision=single_shot,dars", f"features={features}",
             "dataset.overrides={n_train:40,n_test:30}", "supervision.n_draws=5",
-            f"hydra.sweep.dir={sweep}"]
+            f"hydra.sweep.dir={sweep}", *extra]
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -258,15 +266,24 @@ def heavy_in(loaded: list[str]) -> list[str]:
 
 
 def test_knn_tfidf_sweep_imports_no_heavy_module(tmp_path):
+    """TF-IDF loads scikit-learn's text module and the sweep-end figures matplotlib; nothing else
+    heavy loads."""
     loaded = knn_sweep_modules(tmp_path, "tfidf")
     assert "routers.knn" in loaded and "sklearn.feature_extraction.text" in loaded
-    assert heavy_in(loaded) == []
+    assert heavy_in(loaded) == ["matplotlib", "sklearn.feature_extraction"]
+    assert (tmp_path / "sweep" / "leaderboard" / "frontier_synthetic.png").is_file()
+    (tmp_path / "no_plots").mkdir()
+    loaded = knn_sweep_modules(tmp_path / "no_plots", "tfidf", "hydra.callbacks.leaderboard.plots=false")
+    assert heavy_in(loaded) == ["sklearn.feature_extraction"]
+    assert not list((tmp_path / "no_plots" / "sweep" / "leaderboard").glob("*.png"))
+    assert (tmp_path / "no_plots" / "sweep" / "leaderboard" / "README.md").is_file()
 
 
 @pytest.mark.skipif(not F._onnx_available(), reason="the onnx extra is not installed")
 def test_knn_minilm_sweep_on_onnx_imports_no_torch(tmp_path):
     """MiniLM on the ONNX backend, once the model is converted: onnxruntime and the tokenizer,
-    no torch, transformers or sentence-transformers."""
+    no torch, transformers, sentence-transformers or scikit-learn's text module (and, with the
+    sweep-end figures off, no matplotlib)."""
     F.onnx_model(F.minilm_path(), F.model_cache_dir())  # the one-off conversion (uses torch)
-    loaded = knn_sweep_modules(tmp_path, "minilm")
+    loaded = knn_sweep_modules(tmp_path, "minilm", "hydra.callbacks.leaderboard.plots=false")
     assert heavy_in(loaded) == ["onnxruntime", "tokenizers"]

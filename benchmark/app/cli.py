@@ -79,7 +79,7 @@ def run_from_config(
     limit_threads(threads)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["router_name"] = router_name
-    data = spec.source.load(spec.cache_dir)
+    data = S.load_dataset(cfg, spec.source)  # read once per process for a sweep's cells
     fp = S.fingerprint(resolved, data.source.get("content_hash"))
     if resume:
         keep, why = S.resume_decision(out_dir, fp)

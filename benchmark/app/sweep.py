@@ -161,35 +161,82 @@ def manifest_cell(sweep_dir: str | Path, num: int) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------- cache preparation
+def dataset_key(cfg: DictConfig) -> str:
+    """A cell's dataset: its resolved ``dataset`` config and cache folder."""
+    cache_dir = Path(os.path.expanduser(str(cfg.cache_dir)))
+    return json.dumps([OmegaConf.to_container(cfg.dataset, resolve=True), str(cache_dir)],
+                      sort_keys=True, default=str)
+
+
+#: The dataset this process loaded last, ``(dataset_key, file stamps, dataset)``: the cells of a
+#: sweep that runs in one process (the basic launcher) reuse what :func:`prepare_caches` or the
+#: previous cell read instead of parsing the cache again. One entry, so memory holds one dataset.
+_LAST_DATASET: list[tuple[str, tuple, Any]] = []
+
+
+def _file_stamps(data: Any) -> tuple:
+    """(path, size, mtime) of every file the dataset was read from: an edited file is read again."""
+    out = []
+    for path in (data.source or {}).get("paths") or []:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path), None, None))
+    return tuple(out)
+
+
+def load_dataset(cfg: DictConfig, source: Any | None = None) -> Any:
+    """The cell's dataset (raw costs): the one loaded last in this process when ``cfg`` names
+    the same dataset config and cache folder and its files are unchanged, else ``source.load``
+    (``source``: the instantiated ``cfg.dataset``). Cells never modify a dataset (run_cell builds
+    normalised copies)."""
+    key = dataset_key(cfg)
+    if _LAST_DATASET:
+        last_key, stamps, data = _LAST_DATASET[0]
+        if last_key == key and _file_stamps(data) == stamps:
+            return data
+    _LAST_DATASET.clear()  # release the previous one before reading the next
+    source = instantiate(cfg.dataset) if source is None else source
+    data = source.load(Path(os.path.expanduser(str(cfg.cache_dir))))
+    _LAST_DATASET.append((key, _file_stamps(data), data))
+    return data
+
+
+def release_dataset() -> None:
+    """Forget the dataset kept by :func:`load_dataset` (the sweep's cells are done)."""
+    _LAST_DATASET.clear()
+
+
 def prepare_caches(configs: list[DictConfig]) -> list[str]:
     """Load every distinct dataset and compute every distinct (dataset, features) pair once,
     filling ``cache_dir`` before the cells start. Returns one line per failure: a cell whose
     data cannot be prepared fails on its own, in its own folder, when it runs."""
     done: set[str] = set()
     problems: list[str] = []
-    datasets: dict[str, Any] = {}
+    failed: set[str] = set()
+    first: dict[str, int] = {}
     for cfg in configs:
+        first.setdefault(dataset_key(cfg), len(first))
+    # grouped by dataset (in order of first use) so each is read once with a one-entry memo
+    for cfg in sorted(configs, key=lambda c: first[dataset_key(c)]):
         cache_dir = Path(os.path.expanduser(str(cfg.cache_dir)))
-        d_key = json.dumps([OmegaConf.to_container(cfg.dataset, resolve=True), str(cache_dir)],
-                           sort_keys=True, default=str)
+        d_key = dataset_key(cfg)
         f_key = json.dumps([d_key, OmegaConf.to_container(cfg.features, resolve=True)],
                            sort_keys=True, default=str)
-        if f_key in done:
+        if f_key in done or d_key in failed:
             continue
         done.add(f_key)
         try:
-            if d_key not in datasets:
-                datasets[d_key] = instantiate(cfg.dataset).load(cache_dir)
-            data = datasets[d_key]
-            if data is None:
-                continue
+            data = load_dataset(cfg)
             featurizer = instantiate(cfg.features)
             if getattr(featurizer, "progress", False) is None:
                 featurizer.progress = False  # no encoding bar in a sweep unless features.progress=true
             compute_features(featurizer, data.train_queries["text"].tolist(),
                              data.test_queries["text"].tolist(), cache_dir=cache_dir)
         except Exception as exc:  # noqa: BLE001 - reported; the cell records its own error
-            datasets.setdefault(d_key, None)
+            if not _LAST_DATASET or _LAST_DATASET[0][0] != d_key:
+                failed.add(d_key)  # the data itself failed: not retried for other features
             problems.append(f"{cfg.hydra.runtime.choices.get('dataset')}: {type(exc).__name__}: {exc}")
     return problems
 
