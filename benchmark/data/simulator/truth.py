@@ -36,17 +36,28 @@ _TRAPEZOID_HALF_WIDTH = 9.5
 
 def normal_expect(fun: Callable[[np.ndarray], np.ndarray], mean: np.ndarray, sd: float) -> np.ndarray:
     """``E[fun(mean + sd * xi)]`` with ``xi ~ N(0, 1)``, element-wise over ``mean``."""
+    return normal_expect_powers(fun, mean, sd, 1)[0]
+
+
+def normal_expect_powers(
+    fun: Callable[[np.ndarray], np.ndarray], mean: np.ndarray, sd: float, n_powers: int
+) -> list[np.ndarray]:
+    """``E[fun(mean + sd * xi) ** k]`` for ``k = 1 .. n_powers``, ``xi ~ N(0, 1)``, element-wise
+    over ``mean``, with one evaluation of ``fun`` per quadrature node shared by all powers."""
     mean = np.asarray(mean, dtype=float)
     if sd == 0:
-        return fun(mean)
+        f = fun(mean)
+        return [f] + [f**k for k in range(2, n_powers + 1)]
     x, w = _normal_nodes(sd)
-    out = np.empty_like(mean)
-    flat_in, flat_out = mean.reshape(-1), out.reshape(-1)
+    outs = [np.empty_like(mean) for _ in range(n_powers)]
+    flat_in, flat_outs = mean.reshape(-1), [o.reshape(-1) for o in outs]
     chunk = max(1, 2_000_000 // x.size)
     for i in range(0, flat_in.size, chunk):
-        pts = flat_in[i : i + chunk, None] + sd * x
-        flat_out[i : i + chunk] = fun(pts) @ w
-    return out
+        f = fun(flat_in[i : i + chunk, None] + sd * x)
+        flat_outs[0][i : i + chunk] = f @ w
+        for k in range(2, n_powers + 1):
+            flat_outs[k - 1][i : i + chunk] = (f**k) @ w
+    return outs
 
 
 def _sigmoid_moments(logit: np.ndarray, sd: float) -> tuple[np.ndarray, np.ndarray]:
@@ -55,19 +66,7 @@ def _sigmoid_moments(logit: np.ndarray, sd: float) -> tuple[np.ndarray, np.ndarr
     Clipped to [0, 1]: quadrature weights sum to 1 only up to rounding, which could otherwise put
     an expectation 1 ulp above 1 (a probability the loader would rightly reject).
     """
-    logit = np.asarray(logit, dtype=float)
-    if sd == 0:
-        s = expit(logit)
-        return np.clip(s, 0.0, 1.0), np.clip(s**2, 0.0, 1.0)
-    # normal_expect's chunks, with one sigmoid evaluation shared by both moments
-    x, w = _normal_nodes(sd)
-    e1, e2 = np.empty_like(logit), np.empty_like(logit)
-    flat_in, out1, out2 = logit.reshape(-1), e1.reshape(-1), e2.reshape(-1)
-    chunk = max(1, 2_000_000 // x.size)
-    for i in range(0, flat_in.size, chunk):
-        s = expit(flat_in[i : i + chunk, None] + sd * x)
-        out1[i : i + chunk] = s @ w
-        out2[i : i + chunk] = (s**2) @ w
+    e1, e2 = normal_expect_powers(expit, logit, sd, 2)
     return np.clip(e1, 0.0, 1.0), np.clip(e2, 0.0, 1.0)
 
 
